@@ -1,0 +1,103 @@
+"""The app factory: settings in, a FastAPI app with every backend built and warmed out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import errors
+from gateway.api import chat, completions, embeddings, health, models
+from gateway.auth import KeyStore
+from gateway.backends.registry import build_router
+from gateway.config import Settings
+from gateway.middleware import RequestIdMiddleware
+from gateway.services import Services
+from gateway.tokens import use_offline_tiktoken
+
+log = logging.getLogger("gateway")
+
+
+def error_response(err: errors.GatewayError) -> Response:
+    return Response(err.json(), status_code=err.status, media_type="application/json", headers=err.headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    msg = first.get("msg", "Invalid request body.")
+    if first.get("type") == "json_invalid":
+        return "We could not parse the JSON body of your request.", None
+    return (f"Invalid value for '{param}': {msg}" if param else f"Invalid request body: {msg}"), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.GatewayError)
+    async def _gateway(_: Request, exc: errors.GatewayError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        message, param = _validation_message(exc)
+        return error_response(errors.InvalidRequest(message, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        kinds: dict[int, type[errors.GatewayError]] = {
+            404: errors.NotFound,
+            405: errors.InvalidRequest,
+            413: errors.InvalidRequest,
+        }
+        cls = kinds.get(exc.status_code, errors.InvalidRequest)
+        err = cls(str(exc.detail))
+        err.status = exc.status_code
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(errors.GatewayError("The server had an error processing your request."))
+
+
+def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
+    use_offline_tiktoken()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.routing.timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+        router = build_router(settings, http)
+        svc = Services(
+            settings=settings,
+            router=router,
+            keys=KeyStore(settings.client_keys(), settings.admin_keys()),
+            http=http,
+            insecure=insecure,
+        )
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            await svc.aclose()
+
+    app = FastAPI(
+        title="llmops gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.server.max_body_bytes,
+    )
+    install_error_handlers(app)
+    for module in (chat, completions, embeddings, models, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Model backends: each speaks one upstream (Triton, litellm providers, local embeddings)."""

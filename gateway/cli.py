@@ -1,0 +1,100 @@
+"""`llmops`: the one console command. Subcommands grow with the packages they drive."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, Settings, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")
+    try:
+        settings = load_settings(args.config)
+        server = settings.server.model_copy(
+            update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        )
+        settings = settings.model_copy(update={"server": server})
+    except ConfigError as err:
+        print(f"llmops: {err}", file=sys.stderr)
+        return 2
+    if not settings.client_keys() and not settings.admin_keys():
+        if not (args.insecure_local and settings.server.host == "127.0.0.1"):
+            print(
+                "llmops: no API key is configured. Add one under auth.api_keys in the config, or set "
+                "LLMOPS_API_KEY; or, on 127.0.0.1 only, pass --insecure-local to serve without keys.",
+                file=sys.stderr,
+            )
+            return 2
+        print("llmops: WARNING serving without API keys (--insecure-local, 127.0.0.1 only)", file=sys.stderr)
+
+    triton = None
+    if settings.triton.managed and not args.no_triton:
+        from gateway.supervisor import triton_process
+
+        data = settings.resolve_path(settings.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        triton = triton_process(settings)
+        print(f"llmops: starting Triton (log: {data / 'triton.log'})", file=sys.stderr)
+        try:
+            triton.start(settings.triton.start_timeout_s, log_path=data / "triton.log")
+        except RuntimeError as err:
+            print(f"llmops: {err}", file=sys.stderr)
+            return 1
+    try:
+        return _run_uvicorn(settings, args)
+    finally:
+        if triton is not None:
+            triton.stop()
+
+
+def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    app = create_app(settings, insecure=args.insecure_local)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="LLMOps and guardrails gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the gateway (and the local Triton server)")
+    serve.add_argument("--config", type=Path, default=None, help="YAML config (default configs/gateway.yaml)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--insecure-local", action="store_true", help="allow no API keys on 127.0.0.1")
+    serve.add_argument("--no-triton", action="store_true", help="do not start the local Triton server")
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

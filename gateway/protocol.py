@@ -1,0 +1,112 @@
+"""Wire models that mirror OpenAI's request format (fields in OpenAI's documented order).
+
+The edge accepts unknown fields as OpenAI does (`extra="allow"`); they are logged and passed
+through to providers that may know them. Responses are built as plain dicts and serialised with
+orjson: on the hot path a second pydantic pass would cost more than it checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+log = logging.getLogger("gateway.protocol")
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    def unknown_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(_Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The message's text, text parts joined; non-text parts are refused upstream of here."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text or "" for p in self.content if p.type == "text")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+def _finite(v: float | None) -> float | None:
+    if v is not None and v != v:  # NaN never equals itself
+        raise ValueError("must be a finite number")
+    return v
+
+
+class ChatCompletionRequest(_Wire):
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=128)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    response_format: dict[str, Any] | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+
+    _finite_t = field_validator("temperature", "top_p", "frequency_penalty", "presence_penalty")(_finite)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and len(v) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return v
+
+
+class CompletionRequest(_Wire):
+    model: str = Field(min_length=1)
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)
+    n: int | None = Field(None, ge=1, le=128)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    user: str | None = None
+
+    _finite_t = field_validator("temperature", "top_p")(_finite)
+
+
+class EmbeddingRequest(_Wire):
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None

@@ -1,0 +1,29 @@
+"""What the request handlers need, built once at start-up and reached through `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from fastapi import Request
+
+from gateway.auth import KeyStore
+from gateway.config import Settings
+from gateway.routing import Router
+
+
+@dataclass
+class Services:
+    settings: Settings
+    router: Router
+    keys: KeyStore
+    http: httpx.AsyncClient
+    insecure: bool = False
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+        await self.http.aclose()
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
