@@ -1,0 +1,115 @@
+"""Session fixtures: the real processes (Triton with the local model, the fake external provider,
+the gateway) started once on free loopback ports and shared by the live tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from tests.support import procs
+
+CLIENT_KEY = "sk-test-client"
+ADMIN_KEY = "sk-test-admin"
+MODEL_FILE = procs.ROOT / "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")
+
+
+@dataclass(frozen=True)
+class Triton:
+    grpc: str
+    http: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    log: Path
+
+    def client(self, key: str = CLIENT_KEY, **kw: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
+
+    def async_client(self, key: str = CLIENT_KEY, **kw: object) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live")
+
+
+@pytest.fixture(scope="session")
+def triton(session_tmp: Path) -> Iterator[Triton]:
+    if not MODEL_FILE.exists():
+        pytest.fail(f"local model file missing: {MODEL_FILE} (run scripts/setup.sh)")
+    from gateway.config import load_settings
+    from gateway.supervisor import triton_process
+
+    ports = {k: procs.free_port() for k in ("http_port", "grpc_port", "metrics_port")}
+    settings = load_settings()
+    settings = settings.model_copy(update={"triton": settings.triton.model_copy(update=ports)})
+    proc = triton_process(settings)
+    proc.start(timeout_s=240, log_path=session_tmp / "triton.log")
+    try:
+        yield Triton(f"127.0.0.1:{ports['grpc_port']}", f"127.0.0.1:{ports['http_port']}", settings.triton.model_name)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_provider(session_tmp: Path) -> Iterator[str]:
+    proc, url = procs.start_fake_provider(session_tmp)
+    try:
+        yield url
+    finally:
+        procs.stop(proc)
+
+
+def fake(model: str, url: str, **extra: object) -> dict[str, object]:
+    return {"kind": "litellm", "model": f"openai/{model}", "api_base": f"{url}/v1", "api_key": "fake-key", **extra}
+
+
+def gateway_config(triton: Triton, fake_url: str) -> dict[str, object]:
+    return {
+        "triton": {"managed": False},
+        "routing": {"num_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 60,
+                    "cooldown_failures": 2, "cooldown_s": 300},
+        "models": [
+            {"name": "smollm2", "deployments": [
+                {"kind": "triton", "url": triton.grpc, "model": triton.model, "protocol": "grpc",
+                 "tokenizer": "models/smollm2"}]},
+            {"name": "text-embedding-minilm", "deployments": [{"kind": "local-embeddings"}]},
+            {"name": "fake-good", "deployments": [fake("good", fake_url)]},
+            {"name": "fake-litellm", "deployments": [fake("good-litellm", fake_url, fast_path=False)]},
+            {"name": "fake-flaky", "deployments": [fake("flaky-2-a", fake_url)]},
+            {"name": "fake-broken", "deployments": [fake("error-500", fake_url)], "fallbacks": ["smollm2"]},
+            {"name": "fake-down", "deployments": [fake("error-500", fake_url)]},
+            {"name": "fake-hang", "deployments": [fake("hang", fake_url, timeout_s=1)]},
+            {"name": "fake-cooldown", "deployments": [fake("error-500", fake_url), fake("good-cool", fake_url)]},
+            {"name": "fake-cut", "deployments": [fake("cut", fake_url)]},
+            {"name": "fake-stall", "deployments": [fake("stall", fake_url, timeout_s=1)]},
+            {"name": "fake-malformed", "deployments": [fake("malformed", fake_url)]},
+            {"name": "fake-rejects", "deployments": [fake("bad-request", fake_url)]},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def gateway(session_tmp: Path, triton: Triton, fake_provider: str) -> Iterator[Gateway]:
+    config = session_tmp / "gateway.yaml"
+    config.write_text(yaml.safe_dump(gateway_config(triton, fake_provider)))
+    env = {"LLMOPS_API_KEY": CLIENT_KEY, "LLMOPS_ADMIN_KEY": ADMIN_KEY}
+    proc, url = procs.start_gateway(config, session_tmp, env)
+    try:
+        yield Gateway(url, session_tmp / f"gateway-{url.rsplit(':', 1)[1]}.log")
+    finally:
+        procs.stop(proc)
