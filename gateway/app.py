@@ -14,13 +14,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import errors
-from gateway.api import chat, completions, embeddings, health, models
+from gateway.api import chat, completions, embeddings, health, models, prompts
 from gateway.auth import KeyStore
 from gateway.backends.registry import build_router
 from gateway.config import Settings
 from gateway.middleware import RequestIdMiddleware
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
+from prompts.errors import PromptError, VariableError
+from prompts.registry import PromptRegistry
 
 log = logging.getLogger("gateway")
 
@@ -44,6 +46,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _gateway(_: Request, exc: errors.GatewayError) -> Response:
         return error_response(exc)
 
+    @app.exception_handler(PromptError)
+    async def _prompt(_: Request, exc: PromptError) -> Response:
+        param = f"prompt.variables.{exc.variable}" if isinstance(exc, VariableError) else None
+        return error_response(errors.from_status(exc.http_status, exc.message, param=param))
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         message, param = _validation_message(exc)
@@ -51,20 +58,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        kinds: dict[int, type[errors.GatewayError]] = {
-            404: errors.NotFound,
-            405: errors.InvalidRequest,
-            413: errors.InvalidRequest,
-        }
-        cls = kinds.get(exc.status_code, errors.InvalidRequest)
-        err = cls(str(exc.detail))
-        err.status = exc.status_code
+        err = errors.from_status(exc.status_code, str(exc.detail))
+        err.status = exc.status_code  # 405, 413, ... keep their own status
         return error_response(err)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(errors.GatewayError("The server had an error processing your request."))
+
+
+def open_prompt_registry(settings: Settings) -> PromptRegistry:
+    registry = PromptRegistry(
+        settings.database_url(),
+        redis_url=settings.storage.redis_url,
+        poll_interval_s=settings.prompts.poll_interval_s,
+    )
+    library = settings.prompts.library_dir
+    if settings.prompts.sync_on_start and library and settings.resolve_path(library).is_dir():
+        report = registry.sync_folder(settings.resolve_path(library), actor="llmops-startup")
+        for result in report.results:
+            if result.error:
+                log.error("prompt file %s not synced: %s", result.path, result.error)
+    return registry
 
 
 def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
@@ -82,6 +98,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
             router=router,
             keys=KeyStore(settings.client_keys(), settings.admin_keys()),
             http=http,
+            prompts=open_prompt_registry(settings),
             insecure=insecure,
         )
         app.state.services = svc
@@ -97,7 +114,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         max_body_size=settings.server.max_body_bytes,
     )
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, models, health):
+    for module in (chat, completions, embeddings, models, health, prompts):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -87,11 +87,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=_serve)
+
+    from prompts.cli import add_subparser as add_prompts
+
+    add_prompts(sub)
     return parser
+
+
+def _default_database() -> None:
+    """Let `llmops prompts ...` default to the same database the gateway uses."""
+    if "LLMOPS_PROMPTS_DB" in os.environ:
+        return
+    try:
+        os.environ["LLMOPS_PROMPTS_DB"] = load_settings().database_url()
+    except ConfigError:
+        pass  # the subcommand's own default applies; `serve` reports the config error
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _default_database()
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

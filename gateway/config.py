@@ -117,6 +117,21 @@ class ModelSettings(_Strict):
         return self
 
 
+class StorageSettings(_Strict):
+    database_url: str = Field(
+        "sqlite:///var/llmops.db",
+        description="SQLAlchemy URL of the gateway's own state (prompts, keys, logs, runs, jobs); "
+        "relative SQLite paths are under the repo root. PostgreSQL for several replicas.",
+    )
+    redis_url: str | None = Field(None, description="Shared counters and cache invalidation across replicas.")
+
+
+class PromptsSettings(_Strict):
+    poll_interval_s: float = Field(0.5, gt=0, description="Staleness bound without Redis.")
+    library_dir: str | None = Field("prompts/library", description="Prompt files synced at start-up.")
+    sync_on_start: bool = True
+
+
 class TritonServerSettings(_Strict):
     managed: bool = Field(True, description="`llmops serve` starts a local Triton server.")
     model_dir: str = "models/smollm2"
@@ -136,6 +151,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     routing: RoutingSettings = RoutingSettings()
     triton: TritonServerSettings = TritonServerSettings()
+    storage: StorageSettings = StorageSettings()
+    prompts: PromptsSettings = PromptsSettings()
     models: list[ModelSettings] = Field(default_factory=list)
     api_key: str | None = Field(None, description="LLMOPS_API_KEY: one more client key.")
     admin_key: str | None = Field(None, description="LLMOPS_ADMIN_KEY: one more admin key.")
@@ -172,6 +189,16 @@ class Settings(BaseSettings):
 
     def admin_keys(self) -> list[str]:
         return [*self.auth.admin_keys, *([self.admin_key] if self.admin_key else [])]
+
+    def database_url(self) -> str:
+        """The storage URL with a relative SQLite path anchored at the repo root."""
+        url = self.storage.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            path = ROOT / url[len(prefix):]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return f"{prefix}{path}"
+        return url
 
     def resolve_path(self, path: str) -> Path:
         p = Path(path)

@@ -151,3 +151,22 @@ def sanitise(message: str, limit: int = 300) -> str:
     message = _URLS.sub("[upstream]", message)
     message = " ".join(message.split())
     return message[:limit] or "upstream error"
+
+
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    429: RateLimited,
+    502: UpstreamError,
+    503: ServiceUnavailable,
+    504: UpstreamTimeout,
+}
+
+
+def from_status(status: int, message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
+    """Translate a domain package's error (which knows its HTTP status) into ours."""
+    cls = _BY_STATUS.get(status, GatewayError)
+    return cls(message, param=param, code=code)

@@ -1,14 +1,15 @@
 """The generation request path, top to bottom.
 
-    authenticate (router dependency) → model access → build the request
+    authenticate (router dependency) → model access → resolve prompt → build the request
     → model call (routing: retries, fallbacks) → respond (JSON or SSE)
 
-Later steps (limits, prompt resolution, input rails, retrieval, output rails, logging) slot in here
-in that order, each one call to its own package.
+Later steps (limits, input rails, retrieval, output rails, logging) slot in here in that order,
+each one call to its own package.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,13 +21,28 @@ from gateway.backends.base import GenerationRequest
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.services import Services
 from gateway.sse import ChunkWriter, chat_response, completion_response, new_id, relay
+from prompts.models import PromptRef
 
 # Parameters we map ourselves; everything else the client sent is passed through untouched.
 _MAPPED = {
     "messages", "model", "prompt", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-    "stop", "seed", "user", "stream", "stream_options", "n",
+    "stop", "seed", "user", "stream", "stream_options", "n", "retrieval",
 }
+# Prompt defaults that fill request parameters the client left out (request values win).
+_PROMPT_DEFAULTS = ("temperature", "top_p", "max_tokens", "stop", "seed", "response_format",
+                    "presence_penalty", "frequency_penalty")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass
+class Call:
+    """What one request accumulates on its way through the pipeline."""
+
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    prompt_name: str | None = None
+    prompt_version: int | None = None
 
 
 def _stop(stop: str | list[str] | None) -> tuple[str, ...]:
@@ -43,36 +59,56 @@ def _check_common(svc: Services, body: ChatCompletionRequest | CompletionRequest
         raise errors.InvalidRequest(f"max_tokens must be at most {limit}.", param="max_tokens")
 
 
-def _passthrough(body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
-    dumped = body.model_dump(exclude_none=True, exclude=_MAPPED)
-    return {k: v for k, v in dumped.items() if v is not None}
-
-
 def _json(payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+
+
+def resolve_prompt(svc: Services, body: ChatCompletionRequest) -> Call:
+    """Render a registry prompt named by reference; its messages go before the request's."""
+    params = body.model_dump(exclude_none=True, exclude={"messages", "prompt", "retrieval"})
+    params["max_tokens"] = body.max_completion_tokens or body.max_tokens
+    params.pop("max_completion_tokens", None)
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    ref = body.prompt
+    if ref is None:
+        if not messages:
+            raise errors.InvalidRequest("'messages' must not be empty.", param="messages")
+        return Call(messages, params)
+    if ref.label is not None and ref.version is not None:
+        raise errors.InvalidRequest("Give the prompt's label or its version, not both.", param="prompt")
+    rendered = svc.prompts.render_ref(PromptRef(name=ref.name, version=ref.version, label=ref.label), ref.variables)
+    for key in _PROMPT_DEFAULTS:
+        if params.get(key) is None and rendered.defaults.get(key) is not None:
+            params[key] = rendered.defaults[key]
+    call = Call([*(dict(m) for m in rendered.messages), *messages], params)
+    call.prompt_name, call.prompt_version = rendered.name, rendered.version
+    call.headers["x-prompt-version"] = str(rendered.version)
+    call.headers["x-prompt-name"] = rendered.name
+    return call
 
 
 async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest) -> Response:
     check_model_access(principal, body.model)
     svc.router.kind_check(body.model, embedding=False)
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    _check_common(svc, body, max_tokens)
-    if len(body.messages) > svc.settings.server.max_messages:
+    call = resolve_prompt(svc, body)
+    _check_common(svc, body, call.params.get("max_tokens"))
+    if len(call.messages) > svc.settings.server.max_messages:
         raise errors.InvalidRequest(
             f"At most {svc.settings.server.max_messages} messages per request.", param="messages"
         )
+    p = call.params
     request = GenerationRequest(
         model=body.model,
-        messages=[m.model_dump(exclude_none=True) for m in body.messages],
-        max_tokens=max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=_stop(body.stop),
-        seed=body.seed,
-        user=body.user,
-        extra=_passthrough(body),
+        messages=call.messages,
+        max_tokens=p.get("max_tokens"),
+        temperature=p.get("temperature"),
+        top_p=p.get("top_p"),
+        stop=_stop(p.get("stop")),
+        seed=p.get("seed"),
+        user=p.get("user"),
+        extra={k: v for k, v in p.items() if k not in _MAPPED},
     )
-    return await _generate(svc, body, request, chat=True)
+    return await _generate(svc, body, request, call.headers, chat=True)
 
 
 async def completion(svc: Services, principal: Principal, body: CompletionRequest) -> Response:
@@ -93,19 +129,26 @@ async def completion(svc: Services, principal: Principal, body: CompletionReques
         stop=_stop(body.stop),
         seed=body.seed,
         user=body.user,
-        extra=_passthrough(body),
+        extra=body.model_dump(exclude_none=True, exclude=_MAPPED),
     )
-    return await _generate(svc, body, request, chat=False)
+    return await _generate(svc, body, request, {}, chat=False)
 
 
 async def _generate(
-    svc: Services, body: ChatCompletionRequest | CompletionRequest, request: GenerationRequest, *, chat: bool
+    svc: Services,
+    body: ChatCompletionRequest | CompletionRequest,
+    request: GenerationRequest,
+    headers: dict[str, str],
+    *,
+    chat: bool,
 ) -> Response:
     cid = new_id("chatcmpl" if chat else "cmpl")
     if body.stream:
         deltas, model = await svc.router.stream(request)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage)
-        return StreamingResponse(relay(writer, deltas), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(
+            relay(writer, deltas), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
     gen, model = await svc.router.complete(request)
-    return _json(chat_response(cid, model, gen) if chat else completion_response(cid, model, gen))
+    return _json(chat_response(cid, model, gen) if chat else completion_response(cid, model, gen), headers)

@@ -55,8 +55,27 @@ def _finite(v: float | None) -> float | None:
     return v
 
 
+class PromptReference(BaseModel):
+    """Extension: render a registry prompt and put its messages before the request's."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    label: str | None = None
+    version: int | None = Field(None, ge=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrievalOptions(BaseModel):
+    """Extension: retrieve context from a collection before calling the model."""
+
+    model_config = ConfigDict(extra="forbid")
+    collection: str = Field(min_length=1)
+    top_k: int = Field(5, ge=1, le=100)
+    filter: str | None = None
+
+
 class ChatCompletionRequest(_Wire):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(default_factory=list, description="May be empty with `prompt`.")
     model: str = Field(min_length=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
@@ -77,6 +96,9 @@ class ChatCompletionRequest(_Wire):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+    # -- gateway extensions (sent with the SDK's extra_body) --
+    prompt: PromptReference | None = Field(None, description="Use a registry prompt by reference.")
+    retrieval: RetrievalOptions | None = Field(None, description="Retrieval-augmented generation.")
 
     _finite_t = field_validator("temperature", "top_p", "frequency_penalty", "presence_penalty")(_finite)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -10,6 +11,7 @@ from fastapi import Request
 from gateway.auth import KeyStore
 from gateway.config import Settings
 from gateway.routing import Router
+from prompts.registry import PromptRegistry
 
 
 @dataclass
@@ -18,11 +20,14 @@ class Services:
     router: Router
     keys: KeyStore
     http: httpx.AsyncClient
+    prompts: PromptRegistry
+    prompt_gate: Callable[[str, int, str], None] | None = None
     insecure: bool = False
 
     async def aclose(self) -> None:
         await self.router.aclose()
         await self.http.aclose()
+        self.prompts.close()
 
 
 def services(request: Request) -> Services:

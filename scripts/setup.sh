@@ -18,7 +18,7 @@ find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/uv pip install -q --python .venv/bin/python "${find_links[@]}" -e '.[test]'
+  .venv/bin/uv pip install -q --python .venv/bin/python "${find_links[@]}" --config-settings editable_mode=compat -e '.[test]'
   touch "$stamp"
 fi
 

@@ -78,9 +78,10 @@ def fake(model: str, url: str, **extra: object) -> dict[str, object]:
     return {"kind": "litellm", "model": f"openai/{model}", "api_base": f"{url}/v1", "api_key": "fake-key", **extra}
 
 
-def gateway_config(triton: Triton, fake_url: str) -> dict[str, object]:
+def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object]:
     return {
         "triton": {"managed": False},
+        "storage": {"database_url": f"sqlite:///{tmp}/llmops.db"},
         "routing": {"num_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 60,
                     "cooldown_failures": 2, "cooldown_s": 300},
         "models": [
@@ -106,7 +107,7 @@ def gateway_config(triton: Triton, fake_url: str) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def gateway(session_tmp: Path, triton: Triton, fake_provider: str) -> Iterator[Gateway]:
     config = session_tmp / "gateway.yaml"
-    config.write_text(yaml.safe_dump(gateway_config(triton, fake_provider)))
+    config.write_text(yaml.safe_dump(gateway_config(triton, fake_provider, session_tmp)))
     env = {"LLMOPS_API_KEY": CLIENT_KEY, "LLMOPS_ADMIN_KEY": ADMIN_KEY}
     proc, url = procs.start_gateway(config, session_tmp, env)
     try:
