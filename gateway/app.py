@@ -14,13 +14,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import errors
-from gateway.api import chat, completions, embeddings, health, models, prompts
+from gateway.api import chat, completions, embeddings, guardrails, health, models, prompts
 from gateway.auth import KeyStore
 from gateway.backends.registry import build_router
-from gateway.config import Settings
+from gateway.config import ROOT, Settings
 from gateway.middleware import RequestIdMiddleware
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
+from guardrails.engine import Guardrails
 from prompts.errors import PromptError, VariableError
 from prompts.registry import PromptRegistry
 
@@ -86,6 +87,9 @@ def open_prompt_registry(settings: Settings) -> PromptRegistry:
 def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
     use_offline_tiktoken()
 
+    # Built here, not in the lifespan, so a bad policy or NeMo config stops start-up with its name.
+    rails = Guardrails(settings.guardrails, ROOT)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = httpx.AsyncClient(
@@ -93,12 +97,14 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
         router = build_router(settings, http)
+        await rails.warm()
         svc = Services(
             settings=settings,
             router=router,
             keys=KeyStore(settings.client_keys(), settings.admin_keys()),
             http=http,
             prompts=open_prompt_registry(settings),
+            guardrails=rails,
             insecure=insecure,
         )
         app.state.services = svc
@@ -114,7 +120,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         max_body_size=settings.server.max_body_bytes,
     )
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, models, health, prompts):
+    for module in (chat, completions, embeddings, models, health, prompts, guardrails):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
     return app

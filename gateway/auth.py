@@ -22,6 +22,7 @@ class Principal:
     name: str = ""
     models: frozenset[str] | None = None  # None: every model
     tenant: str | None = None
+    rails_policy: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -58,8 +58,13 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from guardrails.errors import GuardrailError
 
-    app = create_app(settings, insecure=args.insecure_local)
+    try:
+        app = create_app(settings, insecure=args.insecure_local)
+    except GuardrailError as err:
+        print(f"llmops: guardrails configuration: {err}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.server.host,

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from guardrails.policy import GuardrailsSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "gateway.yaml"
 
@@ -153,6 +155,7 @@ class Settings(BaseSettings):
     triton: TritonServerSettings = TritonServerSettings()
     storage: StorageSettings = StorageSettings()
     prompts: PromptsSettings = PromptsSettings()
+    guardrails: GuardrailsSettings = GuardrailsSettings()
     models: list[ModelSettings] = Field(default_factory=list)
     api_key: str | None = Field(None, description="LLMOPS_API_KEY: one more client key.")
     admin_key: str | None = Field(None, description="LLMOPS_ADMIN_KEY: one more admin key.")

@@ -1,10 +1,10 @@
 """The generation request path, top to bottom.
 
-    authenticate (router dependency) → model access → resolve prompt → build the request
-    → model call (routing: retries, fallbacks) → respond (JSON or SSE)
+    authenticate (router dependency) → model access → resolve prompt → input rails
+    → build the request → model call (routing: retries, fallbacks) → output rails → respond
 
-Later steps (limits, input rails, retrieval, output rails, logging) slot in here in that order,
-each one call to its own package.
+Each step is one call to its own module: `resolve_prompt` (prompts/), `guard.screen_input`,
+`guard.screen_generation` / `guard.guard_stream` (guardrails/), `Router` (gateway/routing.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
-from gateway import errors
+from gateway import errors, guard
 from gateway.auth import Principal, check_model_access
 from gateway.backends.base import GenerationRequest
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -96,10 +96,12 @@ async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest)
         raise errors.InvalidRequest(
             f"At most {svc.settings.server.max_messages} messages per request.", param="messages"
         )
+    rails = guard.resolve(svc.guardrails, principal, body.model)
+    messages = await guard.screen_input(svc.guardrails, rails, call.messages)
     p = call.params
     request = GenerationRequest(
         model=body.model,
-        messages=call.messages,
+        messages=messages,
         max_tokens=p.get("max_tokens"),
         temperature=p.get("temperature"),
         top_p=p.get("top_p"),
@@ -108,7 +110,7 @@ async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest)
         user=p.get("user"),
         extra={k: v for k, v in p.items() if k not in _MAPPED},
     )
-    return await _generate(svc, body, request, call.headers, chat=True)
+    return await _generate(svc, body, request, rails, call.headers, chat=True)
 
 
 async def completion(svc: Services, principal: Principal, body: CompletionRequest) -> Response:
@@ -120,9 +122,11 @@ async def completion(svc: Services, principal: Principal, body: CompletionReques
         if len(prompt) != 1:
             raise errors.UnsupportedParameter("Send exactly one prompt string per request.", param="prompt")
         prompt = prompt[0]
+    rails = guard.resolve(svc.guardrails, principal, body.model)
+    screened = await guard.screen_input(svc.guardrails, rails, [{"role": "user", "content": prompt}])
     request = GenerationRequest(
         model=body.model,
-        prompt=prompt,
+        prompt=screened[0]["content"],
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -131,13 +135,14 @@ async def completion(svc: Services, principal: Principal, body: CompletionReques
         user=body.user,
         extra=body.model_dump(exclude_none=True, exclude=_MAPPED),
     )
-    return await _generate(svc, body, request, {}, chat=False)
+    return await _generate(svc, body, request, rails, {}, chat=False)
 
 
 async def _generate(
     svc: Services,
     body: ChatCompletionRequest | CompletionRequest,
     request: GenerationRequest,
+    rails: guard.Guard,
     headers: dict[str, str],
     *,
     chat: bool,
@@ -145,10 +150,13 @@ async def _generate(
     cid = new_id("chatcmpl" if chat else "cmpl")
     if body.stream:
         deltas, model = await svc.router.stream(request)
+        if rails.screens_output:
+            deltas = guard.guard_stream(rails, deltas)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage)
         return StreamingResponse(
             relay(writer, deltas), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
         )
     gen, model = await svc.router.complete(request)
+    gen = await guard.screen_generation(svc.guardrails, rails, gen)
     return _json(chat_response(cid, model, gen) if chat else completion_response(cid, model, gen), headers)

@@ -88,10 +88,13 @@ class Router:
         candidates = [d for d in fresh if d.in_flight / d.weight == least]
         return random.choices(candidates, weights=[d.weight for d in candidates])[0]
 
-    def _failed(self, dep: Deployment, exc: Exception) -> None:
+    def _failed(self, route: Route, dep: Deployment, exc: Exception) -> None:
         dep.consecutive_failures += 1
-        if dep.consecutive_failures >= self._settings.cooldown_failures:
-            dep.cooldown_until = time.monotonic() + self._settings.cooldown_s
+        now = time.monotonic()
+        # Never cool down the last healthy deployment: retries and fallbacks still need a target.
+        others = any(d is not dep and not d.cooling(now) for d in route.deployments)
+        if others and dep.consecutive_failures >= self._settings.cooldown_failures:
+            dep.cooldown_until = now + self._settings.cooldown_s
             dep.consecutive_failures = 0
             self.stats.cooldowns += 1
             log.warning("deployment %s cooling down for %.0fs after: %s", dep.name, self._settings.cooldown_s, exc)
@@ -128,10 +131,10 @@ class Router:
                     last = errors.UpstreamTimeout(
                         f"model '{route.name}' did not answer within {dep.timeout_s:g}s"
                     )
-                    self._failed(dep, last)
+                    self._failed(route, dep, last)
                 except RETRYABLE as exc:
                     last = exc
-                    self._failed(dep, exc)
+                    self._failed(route, dep, exc)
                 else:
                     dep.consecutive_failures = 0
                     return result, route
@@ -186,7 +189,7 @@ class Router:
                         ) from None
                     yield delta
             except RETRYABLE as exc:
-                self._failed(dep, exc)
+                self._failed(route, dep, exc)
                 raise
             finally:
                 dep.in_flight -= 1

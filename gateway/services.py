@@ -11,6 +11,7 @@ from fastapi import Request
 from gateway.auth import KeyStore
 from gateway.config import Settings
 from gateway.routing import Router
+from guardrails.engine import Guardrails
 from prompts.registry import PromptRegistry
 
 
@@ -21,6 +22,7 @@ class Services:
     keys: KeyStore
     http: httpx.AsyncClient
     prompts: PromptRegistry
+    guardrails: Guardrails
     prompt_gate: Callable[[str, int, str], None] | None = None
     insecure: bool = False
 

@@ -16,6 +16,9 @@ from tests.support import procs
 
 CLIENT_KEY = "sk-test-client"
 ADMIN_KEY = "sk-test-admin"
+# Client keys bound to a guardrails policy through guardrails.keys (key id → policy).
+POLICY_KEYS = {"sk-test-strict": "strict", "sk-test-crashy": "crashy", "sk-test-crashy-open": "crashy-open",
+               "sk-test-norails": "off"}
 MODEL_FILE = procs.ROOT / "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,9 +81,24 @@ def fake(model: str, url: str, **extra: object) -> dict[str, object]:
     return {"kind": "litellm", "model": f"openai/{model}", "api_base": f"{url}/v1", "api_key": "fake-key", **extra}
 
 
+def guardrails_config() -> dict[str, object]:
+    """The shipped policies, plus two whose rail crashes (fail closed / fail open)."""
+    from gateway.auth import digest
+    from gateway.config import load_settings
+
+    rails = load_settings().guardrails.model_dump(mode="json")
+    rails["plugins"] = ["tests.support.crash_rail"]
+    rails["policies"]["crashy"] = {"input": [{"rail": "crash", "action": "block", "on_error": "block"}]}
+    rails["policies"]["crashy-open"] = {"input": [{"rail": "crash", "action": "block", "on_error": "pass"}]}
+    rails["keys"] = {f"static-{digest(key)[:12]}": policy for key, policy in POLICY_KEYS.items()}
+    return rails
+
+
 def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object]:
     return {
         "triton": {"managed": False},
+        "auth": {"api_keys": list(POLICY_KEYS)},
+        "guardrails": guardrails_config(),
         "storage": {"database_url": f"sqlite:///{tmp}/llmops.db"},
         "routing": {"num_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 60,
                     "cooldown_failures": 2, "cooldown_s": 300},
@@ -100,6 +118,9 @@ def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object
             {"name": "fake-stall", "deployments": [fake("stall", fake_url, timeout_s=1)]},
             {"name": "fake-malformed", "deployments": [fake("malformed", fake_url)]},
             {"name": "fake-rejects", "deployments": [fake("bad-request", fake_url)]},
+            {"name": "fake-echo", "deployments": [fake("echo", fake_url)]},
+            {"name": "fake-echo-system", "deployments": [fake("echo-system", fake_url)]},
+            {"name": "fake-leak", "deployments": [fake("leak", fake_url)]},
         ],
     }
 

@@ -10,8 +10,11 @@ scenario at once:
     malformed           200 with a body that is not JSON
     cut                 streams two chunks, then drops the connection (no finish, no [DONE])
     stall               streams one chunk, then never sends another
+    echo                answers with the last user message (to see what the gateway forwarded)
+    echo-system         answers with the system message (a model that leaks its prompt)
+    leak                answers ~200 characters of harmless text, then a cloud access key
 
-GET /stats returns calls per model name; POST /reset clears them.
+GET /stats returns calls per model name; GET /last the last request body; POST /reset clears.
 Pure ASGI on uvicorn: the upstream must be far faster than the gateway it measures.
 """
 
@@ -26,15 +29,30 @@ from typing import Any
 import orjson
 
 ANSWER = "Hello from the fake provider."
+LEAK = ("Here is a long and perfectly harmless introduction about configuring cloud storage buckets, "
+        "written so that several streaming windows pass the output rails before anything sensitive "
+        "appears. Now the secret part: aws_access_key_id = AKIAZ3MPLE7EXAMPLEQ2 and that is all.")
 calls: collections.Counter[str] = collections.Counter()
+last_body: dict[str, Any] = {}
 
 
-def _completion(model: str, chat: bool) -> dict[str, Any]:
+def _answer(model: str, body: dict[str, Any]) -> str:
+    messages = body.get("messages") or [{"role": "user", "content": body.get("prompt", "")}]
+    if model == "echo":
+        return str(next((m["content"] for m in reversed(messages) if m.get("role") == "user"), ""))
+    if model == "echo-system":
+        return str(next((m["content"] for m in messages if m.get("role") == "system"), ""))
+    if model == "leak":
+        return LEAK
+    return ANSWER
+
+
+def _completion(model: str, chat: bool, answer: str) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
     if chat:
-        choice["message"] = {"role": "assistant", "content": ANSWER}
+        choice["message"] = {"role": "assistant", "content": answer}
     else:
-        choice["text"] = ANSWER
+        choice["text"] = answer
     return {
         "id": "fake-1",
         "object": "chat.completion" if chat else "text_completion",
@@ -86,6 +104,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/stats":
         await _send(send, 200, orjson.dumps(dict(calls)))
         return
+    if path == "/last":
+        await _send(send, 200, orjson.dumps(last_body))
+        return
     if path == "/reset":
         calls.clear()
         await _send(send, 200, b"{}")
@@ -96,6 +117,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     body = orjson.loads(await _read(receive))
     model = str(body.get("model", ""))
     calls[model] += 1
+    last_body.clear()
+    last_body.update(body)
     chat = path.endswith("/chat/completions")
     if model == "error-500" or (model.startswith("flaky-") and calls[model] <= int(model.split("-")[1])):
         await _send(send, 500, b'{"error": {"message": "injected failure", "type": "server_error"}}')
@@ -111,13 +134,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _send(send, 200, b"<html>this is not json")
         return
     if not body.get("stream"):
-        await _send(send, 200, orjson.dumps(_completion(model, chat)))
+        await _send(send, 200, orjson.dumps(_completion(model, chat, _answer(model, body))))
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-    words = ANSWER.split(" ")
+    words = _answer(model, body).split(" ")
     if model == "cut":
         for word in words[:2]:
             await send({"type": "http.response.body", "body": _chunk(model, word + " ", None), "more_body": True})
+        await asyncio.sleep(0.2)  # let the first chunks reach the client before the drop
         raise ConnectionResetError("injected: connection dropped mid-stream")
     if model == "stall":
         await send({"type": "http.response.body", "body": _chunk(model, words[0] + " ", None), "more_body": True})

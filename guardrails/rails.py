@@ -1,0 +1,224 @@
+"""The rail registry and the built-in rails. Built-ins register exactly as an extension would:
+
+    @register("my-rail")
+    def build(spec: RailSpec, res: Resources) -> Rail: ...
+
+A rail sees one text at a time and returns a Verdict and the (possibly masked) text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from guardrails.errors import RailConfigError, UnknownRail
+from guardrails.nemo import NemoConfigs
+from guardrails.pii import PERSONAL_TYPES, SECRET_TYPES, PlaceholderVault, find_entities, mask
+from guardrails.pii import check as pii_check
+from guardrails.policy import RailSpec
+from guardrails.verdict import Verdict
+
+
+@dataclass
+class RailContext:
+    """Per-request state the rails share: the caller's placeholder vault and the canary."""
+
+    stage: str
+    vault: PlaceholderVault = field(default_factory=PlaceholderVault)
+    system_prompt: str = ""
+    canary: str | None = None
+    history: list[dict[str, str]] = field(default_factory=list)  # for NeMo output rails
+
+
+class Rail(Protocol):
+    name: str
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]: ...
+
+
+@dataclass
+class Resources:
+    """Heavy objects built once and shared by the rails of every policy."""
+
+    nemo: NemoConfigs
+    injection_model: Path
+    _injection: Any = None
+
+    def injection(self) -> Any:
+        if self._injection is None:
+            from guardrails.injection import InjectionDetector
+
+            if not self.injection_model.exists():
+                raise RailConfigError(
+                    f"injection detector not found: {self.injection_model} "
+                    "(train it: python -m guardrails.injection.train)"
+                )
+            self._injection = InjectionDetector.load(self.injection_model)
+        return self._injection
+
+
+Factory = Callable[[RailSpec, Resources], Rail]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def deco(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def build(spec: RailSpec, res: Resources) -> Rail:
+    try:
+        factory = _REGISTRY[spec.rail]
+    except KeyError:
+        raise UnknownRail(spec.rail, list(_REGISTRY)) from None
+    return factory(spec, res)
+
+
+def registered() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _elapsed(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+# -- built-ins ------------------------------------------------------------------------------------
+
+
+@dataclass
+class InjectionRail:
+    name: str
+    action: str
+    detector: Any
+    threshold: float | None
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
+        t0 = time.perf_counter()
+        score = float(self.detector.score(text))
+        threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
+        action = self.action if score >= threshold else "pass"
+        return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]
+
+
+@register("injection")
+def _injection(spec: RailSpec, res: Resources) -> Rail:
+    if spec.action == "mask":
+        raise RailConfigError("rail 'injection' cannot mask; use block or log")
+    return InjectionRail("injection", spec.action, res.injection(), spec.params.get("threshold"))
+
+
+@dataclass
+class SensitiveDataRail:
+    name: str
+    action: str
+    types: frozenset[str]
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        return [(e.start, e.end) for e in find_entities(text, self.types)]
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
+        t0 = time.perf_counter()
+        verdict = pii_check(text, self.types, action=self.action, rail=self.name)  # type: ignore[arg-type]
+        if verdict.action == "mask":
+            text = mask(text, ctx.vault, self.types)
+        return Verdict(verdict.rail, verdict.action, verdict.score, _elapsed(t0), verdict.detail), text
+
+
+def _types(spec: RailSpec, default: frozenset[str]) -> frozenset[str]:
+    wanted = spec.params.get("types")
+    if wanted is None:
+        return default
+    unknown = set(wanted) - (PERSONAL_TYPES | SECRET_TYPES)
+    if unknown:
+        raise RailConfigError(f"rail {spec.rail!r}: unknown entity types {sorted(unknown)}")
+    return frozenset(wanted)
+
+
+@register("pii")
+def _pii(spec: RailSpec, res: Resources) -> Rail:
+    return SensitiveDataRail("pii", spec.action, _types(spec, PERSONAL_TYPES))
+
+
+@register("secrets")
+def _secrets(spec: RailSpec, res: Resources) -> Rail:
+    return SensitiveDataRail("secrets", spec.action, _types(spec, SECRET_TYPES))
+
+
+@dataclass
+class DenyListRail:
+    name: str
+    denylist: Any
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
+        return self.denylist.check(text), text
+
+
+@register("denylist")
+def _denylist(spec: RailSpec, res: Resources) -> Rail:
+    from guardrails.denylist import DenyList, DenyRule
+
+    rules = [DenyRule(name=t, pattern=t) for t in spec.params.get("terms", [])]
+    rules += [DenyRule(name=p, pattern=p, regex=True) for p in spec.params.get("patterns", [])]
+    if not rules:
+        raise RailConfigError("rail 'denylist' needs params.terms or params.patterns")
+    name = str(spec.params.get("name", "denylist"))
+    return DenyListRail(name, DenyList(rules, action=spec.action, rail=name))
+
+
+@dataclass
+class CanaryRail:
+    """System-prompt leakage: the request's canary token, or a long verbatim copy of the prompt."""
+
+    name: str
+    action: str
+    min_words: int
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
+        from guardrails.canary import PromptLeakDetector
+
+        if not ctx.system_prompt and not ctx.canary:
+            return Verdict(self.name, "pass", 0.0, 0.0), text
+        detector = PromptLeakDetector(
+            ctx.system_prompt, ctx.canary, self.min_words, rail=self.name, action=self.action  # type: ignore[arg-type]
+        )
+        return detector.check(text), text
+
+
+@register("canary")
+def _canary(spec: RailSpec, res: Resources) -> Rail:
+    return CanaryRail("canary", spec.action, int(spec.params.get("min_overlap_words", 10)))
+
+
+@dataclass
+class NemoRail:
+    name: str
+    action: str
+    nemo: Any
+
+    async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
+        t0 = time.perf_counter()
+        if ctx.stage == "output":
+            messages = [*ctx.history[-1:], {"role": "assistant", "content": text}]
+            stage = "output"
+        else:
+            messages, stage = [{"role": "user", "content": text}], "input"
+        status, rail, content = await self.nemo.check(messages, stage)
+        if status == "blocked":
+            return Verdict(self.name, self.action, 1.0, _elapsed(t0), f"nemo flow {rail!r}"), text  # type: ignore[arg-type]
+        if status == "modified" and self.action == "mask":
+            return Verdict(self.name, "mask", 1.0, _elapsed(t0), f"nemo flow {rail!r} modified"), content
+        return Verdict(self.name, "pass", 0.0, _elapsed(t0)), text
+
+
+@register("nemo")
+def _nemo(spec: RailSpec, res: Resources) -> Rail:
+    config = spec.params.get("config")
+    if not config:
+        raise RailConfigError("rail 'nemo' needs params.config: the folder name under configs/rails/")
+    return NemoRail(f"nemo:{config}", spec.action, res.nemo.get(str(config)))
