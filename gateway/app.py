@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,11 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from evals.store import ENV_URL as EVALS_ENV_URL
+from evals.store import EvalStore, prompt_gate
 from gateway import errors
-from gateway.api import chat, completions, embeddings, guardrails, health, models, prompts
+from gateway.api import admin, chat, completions, embeddings, guardrails, health, metrics, models, prompts
+from gateway.api import evals as evals_api
 from gateway.auth import KeyStore
 from gateway.backends.registry import build_router
 from gateway.config import ROOT, Settings
+from gateway.governance.settings import GovernanceSettings
+from gateway.governance.state import Governance
 from gateway.middleware import RequestIdMiddleware
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
@@ -69,11 +75,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(errors.GatewayError("The server had an error processing your request."))
 
 
-def open_prompt_registry(settings: Settings) -> PromptRegistry:
+def open_prompt_registry(settings: Settings, gate: Callable[[str, int, str], None] | None) -> PromptRegistry:
     registry = PromptRegistry(
         settings.database_url(),
         redis_url=settings.storage.redis_url,
         poll_interval_s=settings.prompts.poll_interval_s,
+        gate=gate,
     )
     library = settings.prompts.library_dir
     if settings.prompts.sync_on_start and library and settings.resolve_path(library).is_dir():
@@ -84,30 +91,49 @@ def open_prompt_registry(settings: Settings) -> PromptRegistry:
     return registry
 
 
+def governance_settings(settings: Settings) -> GovernanceSettings:
+    """Governance shares the gateway's database and Redis unless configured apart."""
+    gov = settings.governance
+    return gov.model_copy(update={
+        "database_url": gov.database_url or settings.database_url(),
+        "redis_url": gov.redis_url or settings.storage.redis_url,
+    })
+
+
 def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
     use_offline_tiktoken()
-
     # Built here, not in the lifespan, so a bad policy or NeMo config stops start-up with its name.
     rails = Guardrails(settings.guardrails, ROOT)
+    data_dir = settings.resolve_path(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gov = Governance.build(governance_settings(settings), data_dir=data_dir)
+        await gov.start()
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.routing.timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
-        router = build_router(settings, http)
+        router = build_router(settings, http, events=gov.metrics)
         await rails.warm()
+        store = EvalStore.for_data_dir(data_dir, os.environ.get(EVALS_ENV_URL) or settings.database_url())
+        gate = None
+        if settings.prompts.require_passing_eval:
+            gate = prompt_gate(store, settings.prompts.require_passing_eval, labels=settings.prompts.gated_labels)
         svc = Services(
             settings=settings,
             router=router,
             keys=KeyStore(settings.client_keys(), settings.admin_keys()),
             http=http,
-            prompts=open_prompt_registry(settings),
+            prompts=open_prompt_registry(settings, gate),
             guardrails=rails,
+            governance=gov,
+            evals=store,
             insecure=insecure,
         )
         app.state.services = svc
+        app.state.governance = gov
+        app.state.evals = store
         try:
             yield
         finally:
@@ -120,7 +146,8 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         max_body_size=settings.server.max_body_bytes,
     )
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, models, health, prompts, guardrails):
+    for module in (chat, completions, embeddings, models, health, prompts, guardrails, admin, evals_api):
         app.include_router(module.router)
+    app.include_router(metrics.public_router if settings.governance.metrics_public else metrics.router)
     app.add_middleware(RequestIdMiddleware)
     return app

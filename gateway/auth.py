@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gateway import errors
+
+if TYPE_CHECKING:
+    from gateway.governance.quota import Limits
 
 Role = Literal["client", "admin"]
 
@@ -24,6 +27,9 @@ class Principal:
     tenant: str | None = None
     rails_policy: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    team: str | None = None
+    routes: frozenset[str] | None = None  # None: every route
+    limits: Limits | None = None  # None: no limits of its own
 
     @property
     def is_admin(self) -> bool:
@@ -68,15 +74,6 @@ def bearer(header: str | None) -> str:
     if scheme.lower() != "bearer" or not key.strip():
         raise errors.AuthenticationError("Malformed Authorization header; expected 'Bearer <key>'.")
     return key.strip()
-
-
-def authenticate(store: KeyStore, header: str | None, insecure: bool) -> Principal:
-    if insecure and store.empty:
-        return Principal(key_id="insecure-local", role="admin")
-    principal = store.lookup(bearer(header))
-    if principal is None:
-        raise errors.AuthenticationError("Incorrect API key provided.")
-    return principal
 
 
 def require_admin(principal: Principal) -> Principal:

@@ -93,25 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=_serve)
 
+    from evals.cli import add_subparser as add_eval
+    from gateway.governance.cli import add_subparser as add_keys
     from prompts.cli import add_subparser as add_prompts
 
     add_prompts(sub)
+    add_keys(sub)
+    add_eval(sub)
     return parser
 
 
 def _default_database() -> None:
-    """Let `llmops prompts ...` default to the same database the gateway uses."""
-    if "LLMOPS_PROMPTS_DB" in os.environ:
-        return
+    """Let `llmops prompts|keys|eval ...` default to the database the gateway uses."""
     try:
-        os.environ["LLMOPS_PROMPTS_DB"] = load_settings().database_url()
+        url = load_settings().database_url()
     except ConfigError:
-        pass  # the subcommand's own default applies; `serve` reports the config error
+        return  # each subcommand's own default applies; `serve` reports the config error
+    for name in ("LLMOPS_PROMPTS_DB", "LLMOPS_EVALS_DATABASE_URL", "LLMOPS_GOVERNANCE__DATABASE_URL"):
+        os.environ.setdefault(name, url)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _default_database()
+    if (sys.argv[1:] if argv is None else argv)[:1] != ["serve"]:
+        _default_database()  # `serve` reads its own --config; the tools share the default one's database
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

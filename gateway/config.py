@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from gateway.governance.settings import GovernanceSettings
 from guardrails.policy import GuardrailsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +131,11 @@ class StorageSettings(_Strict):
 
 class PromptsSettings(_Strict):
     poll_interval_s: float = Field(0.5, gt=0, description="Staleness bound without Redis.")
+    require_passing_eval: dict[str, str] = Field(
+        default_factory=dict,
+        description="Prompt name → eval suite that must have passed on a version before a gated label moves to it.",
+    )
+    gated_labels: list[str] = Field(default_factory=lambda: ["production"])
     library_dir: str | None = Field("prompts/library", description="Prompt files synced at start-up.")
     sync_on_start: bool = True
 
@@ -156,6 +162,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     prompts: PromptsSettings = PromptsSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     models: list[ModelSettings] = Field(default_factory=list)
     api_key: str | None = Field(None, description="LLMOPS_API_KEY: one more client key.")
     admin_key: str | None = Field(None, description="LLMOPS_ADMIN_KEY: one more admin key.")

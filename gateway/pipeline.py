@@ -1,10 +1,11 @@
 """The generation request path, top to bottom.
 
-    authenticate (router dependency) → model access → resolve prompt → input rails
-    → build the request → model call (routing: retries, fallbacks) → output rails → respond
+    authenticate (router dependency) → model access → resolve prompt → limits (admit)
+    → input rails → build the request → model call (routing: retries, fallbacks)
+    → output rails (whole answer, or streamed windows) → respond → settle, log, metrics
 
-Each step is one call to its own module: `resolve_prompt` (prompts/), `guard.screen_input`,
-`guard.screen_generation` / `guard.guard_stream` (guardrails/), `Router` (gateway/routing.py).
+Each step is one call to its own module: `resolve_prompt` (prompts/), `Exchange` (limits, log,
+metrics, traces: gateway/governance/), `guard.*` (guardrails/), `Router` (gateway/routing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from gateway import errors, guard
 from gateway.auth import Principal, check_model_access
 from gateway.backends.base import GenerationRequest
+from gateway.exchange import Exchange, estimate_tokens
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.services import Services
 from gateway.sse import ChunkWriter, chat_response, completion_response, new_id, relay
@@ -36,7 +38,7 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 @dataclass
 class Call:
-    """What one request accumulates on its way through the pipeline."""
+    """The chat request after prompt resolution: messages and parameters to send."""
 
     messages: list[dict[str, Any]]
     params: dict[str, Any]
@@ -57,10 +59,6 @@ def _check_common(svc: Services, body: ChatCompletionRequest | CompletionRequest
     limit = svc.settings.server.max_tokens_limit
     if max_tokens is not None and max_tokens > limit:
         raise errors.InvalidRequest(f"max_tokens must be at most {limit}.", param="max_tokens")
-
-
-def _json(payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
 
 
 def resolve_prompt(svc: Services, body: ChatCompletionRequest) -> Call:
@@ -87,22 +85,54 @@ def resolve_prompt(svc: Services, body: ChatCompletionRequest) -> Call:
     return call
 
 
-async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest) -> Response:
-    check_model_access(principal, body.model)
-    svc.router.kind_check(body.model, embedding=False)
+def begin(svc: Services, principal: Principal, endpoint: str, model: str, request_id: str, stream: bool) -> Exchange:
+    check_model_access(principal, model)
+    svc.router.kind_check(model, embedding=endpoint == "embeddings")
+    return Exchange(svc.governance, principal, endpoint, model, request_id, stream=stream)
+
+
+async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest, request_id: str) -> Response:
+    ex = begin(svc, principal, "chat", body.model, request_id, bool(body.stream))
+    return await _run(ex, _chat(svc, ex, body))
+
+
+async def completion(svc: Services, principal: Principal, body: CompletionRequest, request_id: str) -> Response:
+    ex = begin(svc, principal, "text_completion", body.model, request_id, bool(body.stream))
+    return await _run(ex, _completion(svc, ex, body))
+
+
+async def _run(ex: Exchange, work: Any) -> Response:
+    """Finish the exchange here for JSON answers and errors; a stream finishes when it ends."""
+    try:
+        response: Response = await work
+    except BaseException as exc:
+        ex.failed(exc)
+        await ex.finish()
+        raise
+    if not isinstance(response, StreamingResponse):
+        await ex.finish()
+    return response
+
+
+async def _chat(svc: Services, ex: Exchange, body: ChatCompletionRequest) -> Response:
     call = resolve_prompt(svc, body)
-    _check_common(svc, body, call.params.get("max_tokens"))
+    ex.prompt_name, ex.prompt_version = call.prompt_name, call.prompt_version
+    max_tokens = call.params.get("max_tokens")
+    _check_common(svc, body, max_tokens)
     if len(call.messages) > svc.settings.server.max_messages:
         raise errors.InvalidRequest(
             f"At most {svc.settings.server.max_messages} messages per request.", param="messages"
         )
-    rails = guard.resolve(svc.guardrails, principal, body.model)
+    await ex.admit(estimate_tokens(call.messages), max_tokens)
+    rails = guard.resolve(svc.guardrails, ex.principal, body.model)
+    ex.verdicts = rails.verdicts
+    ex.messages = call.messages
     messages = await guard.screen_input(svc.guardrails, rails, call.messages)
     p = call.params
     request = GenerationRequest(
         model=body.model,
         messages=messages,
-        max_tokens=p.get("max_tokens"),
+        max_tokens=max_tokens,
         temperature=p.get("temperature"),
         top_p=p.get("top_p"),
         stop=_stop(p.get("stop")),
@@ -110,20 +140,22 @@ async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest)
         user=p.get("user"),
         extra={k: v for k, v in p.items() if k not in _MAPPED},
     )
-    return await _generate(svc, body, request, rails, call.headers, chat=True)
+    return await _generate(svc, ex, body, request, rails, call.headers, chat=True)
 
 
-async def completion(svc: Services, principal: Principal, body: CompletionRequest) -> Response:
-    check_model_access(principal, body.model)
-    svc.router.kind_check(body.model, embedding=False)
+async def _completion(svc: Services, ex: Exchange, body: CompletionRequest) -> Response:
     _check_common(svc, body, body.max_tokens)
     prompt = body.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:
             raise errors.UnsupportedParameter("Send exactly one prompt string per request.", param="prompt")
         prompt = prompt[0]
-    rails = guard.resolve(svc.guardrails, principal, body.model)
-    screened = await guard.screen_input(svc.guardrails, rails, [{"role": "user", "content": prompt}])
+    turn = [{"role": "user", "content": prompt}]
+    await ex.admit(estimate_tokens(turn), body.max_tokens)
+    rails = guard.resolve(svc.guardrails, ex.principal, body.model)
+    ex.verdicts = rails.verdicts
+    ex.messages = turn
+    screened = await guard.screen_input(svc.guardrails, rails, turn)
     request = GenerationRequest(
         model=body.model,
         prompt=screened[0]["content"],
@@ -135,11 +167,12 @@ async def completion(svc: Services, principal: Principal, body: CompletionReques
         user=body.user,
         extra=body.model_dump(exclude_none=True, exclude=_MAPPED),
     )
-    return await _generate(svc, body, request, rails, {}, chat=False)
+    return await _generate(svc, ex, body, request, rails, {}, chat=False)
 
 
 async def _generate(
     svc: Services,
+    ex: Exchange,
     body: ChatCompletionRequest | CompletionRequest,
     request: GenerationRequest,
     rails: guard.Guard,
@@ -148,15 +181,18 @@ async def _generate(
     chat: bool,
 ) -> Response:
     cid = new_id("chatcmpl" if chat else "cmpl")
+    headers = {**headers, **ex.headers}
     if body.stream:
         deltas, model = await svc.router.stream(request)
         if rails.screens_output:
             deltas = guard.guard_stream(rails, deltas)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage)
-        return StreamingResponse(
-            relay(writer, deltas), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-        )
+        sse = ex.close_stream(relay(writer, ex.watch(deltas)))
+        return StreamingResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
     gen, model = await svc.router.complete(request)
+    ex.usage = gen.usage
     gen = await guard.screen_generation(svc.guardrails, rails, gen)
-    return _json(chat_response(cid, model, gen) if chat else completion_response(cid, model, gen), headers)
+    ex.answer = gen.text
+    payload = chat_response(cid, model, gen) if chat else completion_response(cid, model, gen)
+    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)

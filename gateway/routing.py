@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway import errors
 from gateway.backends.base import ChatBackend, Delta, EmbeddingBackend, Generation, GenerationRequest
@@ -50,20 +50,32 @@ class Route:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-@dataclass
-class RouteStats:
-    """Counters read by /metrics (issue 7) and by tests of retries and fallbacks."""
+class RouterEvents(Protocol):
+    """What the router reports as it works (the gateway's Prometheus metrics implement it)."""
 
-    retries: int = 0
-    fallbacks: int = 0
-    cooldowns: int = 0
+    def retry(self, model: str) -> None: ...
+
+    def fallback(self, from_model: str, to_model: str) -> None: ...
+
+    def upstream_call(self, model: str, seconds: float) -> None: ...
+
+
+class _NoEvents:
+    def retry(self, model: str) -> None:
+        pass
+
+    def fallback(self, from_model: str, to_model: str) -> None:
+        pass
+
+    def upstream_call(self, model: str, seconds: float) -> None:
+        pass
 
 
 class Router:
-    def __init__(self, routes: Mapping[str, Route], settings: RoutingSettings) -> None:
+    def __init__(self, routes: Mapping[str, Route], settings: RoutingSettings, events: RouterEvents | None = None) -> None:
         self.routes = dict(routes)
         self._settings = settings
-        self.stats = RouteStats()
+        self.events: RouterEvents = events or _NoEvents()
 
     def route(self, model: str) -> Route:
         route = self.routes.get(model)
@@ -96,7 +108,6 @@ class Router:
         if others and dep.consecutive_failures >= self._settings.cooldown_failures:
             dep.cooldown_until = now + self._settings.cooldown_s
             dep.consecutive_failures = 0
-            self.stats.cooldowns += 1
             log.warning("deployment %s cooling down for %.0fs after: %s", dep.name, self._settings.cooldown_s, exc)
 
     def _chain(self, model: str) -> list[Route]:
@@ -111,7 +122,7 @@ class Router:
         last: errors.GatewayError | None = None
         for position, route in enumerate(self._chain(model)):
             if position:
-                self.stats.fallbacks += 1
+                self.events.fallback(model, route.name)
                 log.info("falling back from %s to %s after: %s", model, route.name, last)
             tried: set[Deployment] = set()
             backoff = self._settings.retry_backoff_s
@@ -123,8 +134,9 @@ class Router:
                     break
                 tried.add(dep)
                 if attempt:
-                    self.stats.retries += 1
+                    self.events.retry(route.name)
                 dep.in_flight += 1
+                t0 = time.perf_counter()
                 try:
                     result = await asyncio.wait_for(call(route, dep), dep.timeout_s)
                 except TimeoutError:
@@ -140,6 +152,7 @@ class Router:
                     return result, route
                 finally:
                     dep.in_flight -= 1
+                    self.events.upstream_call(route.name, time.perf_counter() - t0)
                 if attempt < self._settings.num_retries:
                     await asyncio.sleep(backoff)
                     backoff *= 2

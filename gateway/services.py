@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import httpx
 from fastapi import Request
 
+from evals.store import EvalStore
 from gateway.auth import KeyStore
 from gateway.config import Settings
+from gateway.governance.state import Governance
 from gateway.routing import Router
 from guardrails.engine import Guardrails
 from prompts.registry import PromptRegistry
@@ -23,6 +25,8 @@ class Services:
     http: httpx.AsyncClient
     prompts: PromptRegistry
     guardrails: Guardrails
+    governance: Governance
+    evals: EvalStore
     prompt_gate: Callable[[str, int, str], None] | None = None
     insecure: bool = False
 
@@ -30,6 +34,8 @@ class Services:
         await self.router.aclose()
         await self.http.aclose()
         self.prompts.close()
+        self.evals.close()
+        await self.governance.aclose()  # last: flushes every accepted log record
 
 
 def services(request: Request) -> Services:

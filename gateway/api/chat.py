@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from gateway import pipeline
-from gateway.api.deps import client
+from gateway.api.deps import client, request_id
 from gateway.auth import Principal
 from gateway.protocol import ChatCompletionRequest
 from gateway.services import services
@@ -16,4 +16,4 @@ router = APIRouter()
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, principal: Principal = Depends(client)
 ) -> Response:
-    return await pipeline.chat(services(request), principal, body)
+    return await pipeline.chat(services(request), principal, body, request_id(request))

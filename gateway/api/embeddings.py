@@ -8,10 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from gateway import errors
-from gateway.api.deps import client
-from gateway.auth import Principal, check_model_access
+from gateway.api.deps import client, request_id
+from gateway.auth import Principal
+from gateway.backends.base import Usage
+from gateway.exchange import Exchange
+from gateway.pipeline import begin
 from gateway.protocol import EmbeddingRequest
-from gateway.services import services
+from gateway.services import Services, services
 
 router = APIRouter()
 MAX_INPUTS = 2048
@@ -38,10 +41,22 @@ async def create_embeddings(
     body: EmbeddingRequest, request: Request, principal: Principal = Depends(client)
 ) -> Response:
     svc = services(request)
-    check_model_access(principal, body.model)
-    svc.router.kind_check(body.model, embedding=True)
+    ex = begin(svc, principal, "embeddings", body.model, request_id(request), stream=False)
+    try:
+        payload = await _embed(svc, ex, body)
+    except BaseException as exc:
+        ex.failed(exc)
+        raise
+    finally:
+        await ex.finish()
+    return Response(orjson.dumps(payload), media_type="application/json", headers=ex.headers)
+
+
+async def _embed(svc: Services, ex: Exchange, body: EmbeddingRequest) -> dict[str, object]:
     texts = _texts(body)
+    await ex.admit(sum(len(t) for t in texts) // 3 + len(texts), 0)
     vectors, tokens = await svc.router.embed(body.model, texts)
+    ex.usage = Usage(tokens, 0)
     if body.dimensions is not None and body.dimensions != len(vectors[0]):
         raise errors.UnsupportedParameter(
             f"'{body.model}' produces {len(vectors[0])} dimensions; it cannot return {body.dimensions}.",
@@ -53,10 +68,9 @@ async def create_embeddings(
         if body.encoding_format == "base64":
             emb = base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    payload = {
+    return {
         "object": "list",
         "data": data,
         "model": body.model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    return Response(orjson.dumps(payload), media_type="application/json")

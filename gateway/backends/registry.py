@@ -16,7 +16,7 @@ from gateway.config import (
     Settings,
     TritonDeployment,
 )
-from gateway.routing import Deployment, Route, Router
+from gateway.routing import Deployment, Route, Router, RouterEvents
 
 
 @dataclass
@@ -117,6 +117,6 @@ def build_route(model: ModelSettings, ctx: BuildContext) -> Route:
     )
 
 
-def build_router(settings: Settings, http: httpx.AsyncClient) -> Router:
+def build_router(settings: Settings, http: httpx.AsyncClient, events: RouterEvents | None = None) -> Router:
     ctx = BuildContext(settings, http, {})
-    return Router({m.name: build_route(m, ctx) for m in settings.models}, settings.routing)
+    return Router({m.name: build_route(m, ctx) for m in settings.models}, settings.routing, events)

@@ -1,0 +1,1 @@
+"""Held-out detection metrics for the fast guardrails (PII rail, injection detector)."""
