@@ -59,8 +59,13 @@ async def _run_one(spec: RailSpec, rail: Rail, text: str, ctx: RailContext) -> t
         return await rail.run(text, ctx)
     except Exception as exc:  # a rail bug must not let text through unless configured to
         action = "block" if spec.on_error == "block" else "pass"
-        log.error("rail %s crashed (%s: %s); failing %s", rail.name, type(exc).__name__, exc,
-                  "closed" if action == "block" else "open")
+        log.error(
+            "rail %s crashed (%s: %s); failing %s",
+            rail.name,
+            type(exc).__name__,
+            exc,
+            "closed" if action == "block" else "open",
+        )
         latency = (time.perf_counter() - t0) * 1000.0
         return Verdict(rail.name, action, 1.0, latency, f"rail error: {type(exc).__name__}"), text
 

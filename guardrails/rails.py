@@ -185,7 +185,11 @@ class CanaryRail:
         if not ctx.system_prompt and not ctx.canary:
             return Verdict(self.name, "pass", 0.0, 0.0), text
         detector = PromptLeakDetector(
-            ctx.system_prompt, ctx.canary, self.min_words, rail=self.name, action=self.action  # type: ignore[arg-type]
+            ctx.system_prompt,
+            ctx.canary,
+            self.min_words,
+            rail=self.name,
+            action=self.action,  # type: ignore[arg-type]
         )
         return detector.check(text), text
 

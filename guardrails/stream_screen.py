@@ -27,8 +27,9 @@ class Release:
 
 
 class StreamScreen:
-    def __init__(self, policy: CompiledPolicy, ctx: RailContext, window: int, overlap: int = 64,
-                 holdback: int = 48) -> None:
+    def __init__(
+        self, policy: CompiledPolicy, ctx: RailContext, window: int, overlap: int = 64, holdback: int = 48
+    ) -> None:
         self.policy = policy
         self.ctx = ctx
         self.window = window

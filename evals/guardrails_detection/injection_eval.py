@@ -53,7 +53,9 @@ def format_tables(result: dict[str, Any]) -> str:
                 "tuned on dev for <=2% FPR on long and on short benign)",
                 result["test"],
             ),
-            ev.format_rates("Not injection attempts, never trained on (flag rate, informational)", result["informational"]),
+            ev.format_rates(
+                "Not injection attempts, never trained on (flag rate, informational)", result["informational"]
+            ),
         ]
     )
 

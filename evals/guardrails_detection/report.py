@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     inj = injection_eval.evaluate()
     print(pii_eval.format_table(pii))
     b = pii["benign_docs"]
-    print(f"PII hits on {b['documents']} benign test docs/code chunks: {b['documents_with_any_hit']} docs, {b['hits_by_type']}")
+    print(
+        f"PII hits on {b['documents']} benign test docs/code chunks: {b['documents_with_any_hit']} docs, {b['hits_by_type']}"
+    )
     print()
     print(injection_eval.format_tables(inj))
     results = {"pii": pii, "injection": inj, "seconds": round(time.perf_counter() - t0, 1)}

@@ -1,0 +1,101 @@
+"""Single-thread latency of the fast rails on a ~2,000-character prompt.
+
+    python benchmarks/guardrails_latency.py [--iters 2000]
+
+Reports p50/p99 per rail (targets for the injection check: p50 <= 10 ms, p99 <= 25 ms).
+Thread pools are pinned to one thread *before* numpy is imported so the figure is what
+one gateway worker sees.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Run as a script, sys.path[0] is benchmarks/; put the repo root first so the checkout's
+# guardrails package wins over whatever an (possibly stale) editable install maps.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from guardrails import DenyList, InjectionDetector, PromptLeakDetector, check_sensitive_data  # noqa: E402
+from guardrails.canary import make_canary  # noqa: E402
+
+BASE = (
+    "I'm migrating our billing service from Flask to FastAPI and I'm stuck on a few things. "
+    "First, our old code used a before_request hook to open a DB session and teardown_request "
+    "to close it; what's the idiomatic dependency-injection equivalent, and how do I make sure "
+    "the session is closed even when the handler raises? Second, we have a background job that "
+    "retries failed webhooks with exponential backoff. Should that live in a BackgroundTasks call "
+    "or in a separate worker, given that a retry can take up to an hour? Third, our tests mock "
+    "requests.post everywhere; with httpx.AsyncClient what's the cleanest way to stub outbound "
+    "calls? Customer contact for the pilot is jane.doe@example.com, phone +1 415 555 0134. "
+)
+
+
+def prompt_of(n_chars: int, seed: int) -> str:
+    rng = random.Random(seed)
+    words = BASE.split()
+    out: list[str] = []
+    while sum(len(w) + 1 for w in out) < n_chars:
+        out.append(rng.choice(words))
+    return " ".join(out)[:n_chars]
+
+
+def measure(fn: Callable[[str], object], texts: list[str], iters: int) -> dict[str, float]:
+    for t in texts[:50]:
+        fn(t)  # warm caches / lazy imports
+    samples = []
+    for i in range(iters):
+        t = texts[i % len(texts)]
+        t0 = time.perf_counter()
+        fn(t)
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p99_ms": round(samples[int(0.99 * (len(samples) - 1))], 3),
+        "mean_ms": round(statistics.fmean(samples), 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=2000)
+    parser.add_argument("--chars", type=int, default=2000)
+    args = parser.parse_args()
+    texts = [prompt_of(args.chars, seed) for seed in range(100)]
+    t0 = time.perf_counter()
+    detector = InjectionDetector.load()
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    leak = PromptLeakDetector(BASE * 2, make_canary())
+    deny = DenyList(["globex corp", "project nightingale", "internal only"])
+    results = {
+        "injection.check": measure(detector.check, texts, args.iters),
+        "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),
+        "canary/leak.check": measure(leak.check, texts, args.iters),
+        "denylist.check": measure(deny.check, texts, args.iters),
+    }
+    print(
+        f"{args.chars}-char prompts, {args.iters} iterations, single thread, {platform.processor() or platform.machine()}"
+    )
+    print(f"injection artifact load: {load_ms:.1f} ms")
+    for name, r in results.items():
+        print(f"  {name:<24} p50 {r['p50_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   mean {r['mean_ms']:7.3f} ms")
+    print(json.dumps({"chars": args.chars, "iters": args.iters, "load_ms": round(load_ms, 1), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

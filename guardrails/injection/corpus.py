@@ -1,0 +1,188 @@
+"""Long benign text from the local Python install: docs, docstrings, code, package READMEs.
+
+Jailbreaks are long and chat questions short, so without long benign text a detector
+learns "long = attack". Everything here is read from disk (no network) in sorted order
+with a seeded RNG. Stdlib text is fixed by the interpreter version; installed packages
+change whenever anyone installs something, so their chunks are frozen in
+``data/package_docs.jsonl.gz`` (refresh deliberately with ``python -m
+guardrails.injection.corpus --snapshot``; that changes the data fingerprint). Training only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import email.parser
+import gzip
+import json
+import math
+import random
+import re
+import sysconfig
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SNAPSHOT = Path(__file__).resolve().parent / "data" / "package_docs.jsonl.gz"
+LONG_SOURCES = frozenset({"pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs"})
+MIN_CHARS = 200
+MAX_CHARS = 3000
+
+# Packages whose docs *are about* jailbreaks/guardrails: their READMEs quote attack strings,
+# so counting them as benign would be label noise. Excluded, not silently relabelled.
+_EXCLUDED_PATH_PARTS = ("nemoguardrails", "guardrail", "garak", "jailbreak", "red_team", "redteam")
+_STDLIB_SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "turtledemo", "ensurepip", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Doc:
+    text: str
+    source: str  # corpus family, reported separately
+    group: str  # unit that must stay within one split (file or package)
+
+
+def _target_len(rng: random.Random) -> int:
+    # Half log-uniform (plenty of short paragraphs), half uniform (plenty of 1.5-3k pages,
+    # the length range where jailbreak prompts live).
+    if rng.random() < 0.5:
+        return int(math.exp(rng.uniform(math.log(MIN_CHARS), math.log(MAX_CHARS))))
+    return rng.randint(MIN_CHARS, MAX_CHARS)
+
+
+def chunk(text: str, rng: random.Random, max_chunks: int) -> list[str]:
+    """Cut ``text`` into up to ``max_chunks`` pieces of 200-3000 chars at line boundaries."""
+    lines = text.splitlines(keepends=True)
+    pieces: list[str] = []
+    buf: list[str] = []
+    size, target = 0, _target_len(rng)
+    for line in lines:
+        buf.append(line)
+        size += len(line)
+        if size >= target:
+            piece = "".join(buf).strip()
+            if len(piece) >= MIN_CHARS:
+                pieces.append(piece[:MAX_CHARS])
+            buf, size, target = [], 0, _target_len(rng)
+    tail = "".join(buf).strip()
+    if len(tail) >= MIN_CHARS:
+        pieces.append(tail[:MAX_CHARS])
+    if len(pieces) > max_chunks:
+        pieces = rng.sample(pieces, max_chunks)
+    return pieces
+
+
+def _stdlib_files() -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [p for p in root.rglob("*.py") if not (set(p.relative_to(root).parts[:-1]) & _STDLIB_SKIP_DIRS)]
+    return sorted(files)
+
+
+def pydoc_topics(rng: random.Random, max_chunks_per_topic: int = 3) -> Iterator[Doc]:
+    from pydoc_data.topics import topics
+
+    for name in sorted(topics):
+        for piece in chunk(topics[name], rng, max_chunks_per_topic):
+            yield Doc(piece, "pydoc_topics", f"pydoc:{name}")
+
+
+def stdlib_docstrings(rng: random.Random, max_files: int) -> Iterator[Doc]:
+    files = _stdlib_files()
+    rng.shuffle(files)
+    taken = 0
+    for path in files:
+        if taken >= max_files:
+            break
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except SyntaxError:
+            continue
+        docs = [
+            ast.get_docstring(node) or ""
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        text = "\n\n".join(d for d in docs if len(d) >= 80)
+        pieces = chunk(text, rng, 2)
+        if pieces:
+            taken += 1
+        for piece in pieces:
+            yield Doc(piece, "stdlib_docstrings", f"stdlib:{path.name}")
+
+
+def stdlib_code(rng: random.Random, max_files: int) -> Iterator[Doc]:
+    files = _stdlib_files()
+    rng.shuffle(files)
+    for path in files[:max_files]:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for piece in chunk(text, rng, 2):
+            yield Doc(piece, "stdlib_code", f"stdlib:{path.name}")
+
+
+def _site_packages() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def _dist_name(rel: Path) -> str:
+    top = rel.parts[0]
+    return re.sub(r"-[0-9].*\.dist-info$", "", top).lower().replace("-", "_")
+
+
+def package_docs(rng: random.Random, max_chunks_per_file: int = 3) -> Iterator[Doc]:
+    root = _site_packages()
+    files = sorted(
+        p
+        for pattern in ("*.md", "*.rst", "METADATA")
+        for p in root.rglob(pattern)
+        if not any(part in str(p.relative_to(root)).lower() for part in _EXCLUDED_PATH_PARTS)
+    )
+    for path in files:
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        if path.name == "METADATA":
+            body = email.parser.Parser().parsestr(raw).get_payload()
+            if not isinstance(body, str):
+                continue
+            raw = body
+        # The group is the distribution, not the file: a package's README and its METADATA
+        # long description are the same text.
+        group = f"pkg:{_dist_name(path.relative_to(root))}"
+        for piece in chunk(raw, rng, max_chunks_per_file):
+            yield Doc(piece, "package_docs", group)
+
+
+def read_snapshot(path: Path = SNAPSHOT) -> list[Doc]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [Doc(**json.loads(line)) for line in f if line.strip()]
+
+
+def write_snapshot(docs: list[Doc], path: Path = SNAPSHOT) -> None:
+    payload = "".join(
+        json.dumps({"text": d.text, "source": d.source, "group": d.group}, ensure_ascii=False) + "\n" for d in docs
+    )
+    # mtime=0 keeps the file byte-identical across refreshes of unchanged content.
+    path.write_bytes(gzip.compress(payload.encode("utf-8"), compresslevel=9, mtime=0))
+
+
+def long_benign(seed: int, max_stdlib_files: int = 500, live_packages: bool = False) -> list[Doc]:
+    """All long benign documents, deterministic for a given seed and interpreter."""
+    docs: list[Doc] = []
+    docs += pydoc_topics(random.Random(f"{seed}:topics"))
+    docs += stdlib_docstrings(random.Random(f"{seed}:docstrings"), max_stdlib_files)
+    docs += stdlib_code(random.Random(f"{seed}:code"), max_stdlib_files)
+    if live_packages or not SNAPSHOT.exists():
+        docs += package_docs(random.Random(f"{seed}:pkgdocs"))
+    else:
+        docs += read_snapshot()
+    return docs
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Freeze installed-package docs into the snapshot file.")
+    parser.add_argument("--snapshot", action="store_true", required=True)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+    frozen = list(package_docs(random.Random(f"{args.seed}:pkgdocs")))
+    write_snapshot(frozen)
+    print(f"wrote {len(frozen)} chunks from {len({d.group for d in frozen})} packages to {SNAPSHOT}")

