@@ -16,7 +16,6 @@ from guardrails.denylist import DenyList, DenyListConfig, DenyRule
 from guardrails.injection import InjectionDetector
 from guardrails.pii import Entity, PlaceholderVault, find_entities, mask, unmask
 from guardrails.pii import check as check_sensitive_data
-from guardrails.streaming import StreamDecision, StreamGuard
 from guardrails.verdict import Action, Verdict
 
 __all__ = [
@@ -28,8 +27,6 @@ __all__ = [
     "InjectionDetector",
     "PlaceholderVault",
     "PromptLeakDetector",
-    "StreamDecision",
-    "StreamGuard",
     "Verdict",
     "check_sensitive_data",
     "embed_canary",

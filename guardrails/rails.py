@@ -126,8 +126,21 @@ class SensitiveDataRail:
         t0 = time.perf_counter()
         verdict = pii_check(text, self.types, action=self.action, rail=self.name)  # type: ignore[arg-type]
         if verdict.action == "mask":
-            text = mask(text, ctx.vault, self.types)
+            # Input values go into the caller's vault and come back in the answer; values the
+            # model produced are redacted for good (a vault placeholder would be restored).
+            text = mask(text, ctx.vault, self.types) if ctx.stage != "output" else redact(text, self.types)
         return Verdict(verdict.rail, verdict.action, verdict.score, _elapsed(t0), verdict.detail), text
+
+
+def redact(text: str, types: frozenset[str]) -> str:
+    """Replace each entity with `[TYPE]`: irreversible, unlike the vault's `<TYPE_n>`."""
+    out, last = [], 0
+    for e in find_entities(text, types):
+        out.append(text[last : e.start])
+        out.append(f"[{e.type}]")
+        last = e.end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _types(spec: RailSpec, default: frozenset[str]) -> frozenset[str]:
