@@ -1,23 +1,20 @@
 """Fixtures: SQLite per test, a throwaway PostgreSQL schema, a private key prefix on the shared Redis.
 
 PostgreSQL and Redis are required (the scale-out mode is a hard requirement): when they are
-unreachable the tests fail naming them. Override with GOVERNANCE_TEST_PG_URL / GOVERNANCE_TEST_REDIS_URL.
+unreachable the tests fail naming them. Override with LLMOPS_TEST_PG_URL / LLMOPS_TEST_REDIS_URL.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-PG_URL = os.environ.get("GOVERNANCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("GOVERNANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.databases import pg_schema
+from tests.support.databases import redis_url as shared_redis_url
 
 
 @pytest.fixture
@@ -27,21 +24,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped afterwards."""
-    schema = f"governance_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.NullPool)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable (required by the scale-out tests): {exc}")
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema("governance_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,14 +35,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable (required by the scale-out tests): {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
+    return shared_redis_url()
 
 
 @pytest.fixture
