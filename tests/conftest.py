@@ -100,6 +100,7 @@ def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object
         "auth": {"api_keys": list(POLICY_KEYS)},
         "guardrails": guardrails_config(),
         "storage": {"database_url": f"sqlite:///{tmp}/llmops.db"},
+        "governance": {"log_content": True, "log_flush_interval_s": 0.05},
         "routing": {"num_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 60,
                     "cooldown_failures": 2, "cooldown_s": 300},
         "models": [
