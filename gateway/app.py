@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -110,9 +111,11 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gov = Governance.build(governance_settings(settings), data_dir=data_dir)
         await gov.start()
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.routing.timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        # Per-attempt deadlines are the router's (asyncio.wait_for); the session only bounds connecting.
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
         router = build_router(settings, http, events=gov.metrics)
         await rails.warm()

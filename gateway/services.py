@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from fastapi import Request
 
 from evals.store import EvalStore
@@ -22,7 +22,7 @@ class Services:
     settings: Settings
     router: Router
     keys: KeyStore
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     prompts: PromptRegistry
     guardrails: Guardrails
     governance: Governance
@@ -32,7 +32,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.router.aclose()
-        await self.http.aclose()
+        await self.http.close()
         self.prompts.close()
         self.evals.close()
         await self.governance.aclose()  # last: flushes every accepted log record

@@ -30,4 +30,5 @@ async def admin(request: Request) -> Principal:
 
 
 def request_id(request: Request) -> str:
+    """Not a dependency: FastAPI would run a sync one in its thread pool, a hop per request."""
     return str(request.scope.get("state", {}).get("request_id", ""))

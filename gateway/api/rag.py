@@ -133,7 +133,7 @@ async def upload_documents(request: Request, principal: Principal = Depends(admi
         try:
             body = DocumentsBody.model_validate_json(raw)
         except ValidationError as err:
-            first = err.errors()[0] if err.errors() else {}
+            first: dict[str, Any] = dict(err.errors()[0]) if err.errors() else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or None
             raise errors.InvalidRequest(f"Invalid request body: {first.get('msg', 'invalid')}", param=where) from None
     collection = body.collection or rag.settings.default_collection
@@ -188,7 +188,8 @@ def _from_multipart(raw: bytes, content_type: str) -> DocumentsBody:
     files: list[tuple[str, bytes]] = []
     for part in msg.iter_parts():  # type: ignore[attr-defined]
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        payload = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
         if filename:
             files.append((filename, payload))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gateway.config import (
     LitellmDeployment,
@@ -22,7 +22,7 @@ from gateway.routing import Deployment, Route, Router, RouterEvents
 @dataclass
 class BuildContext:
     settings: Settings
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     shared: dict[str, Any]  # objects several deployments share (tokenizers, embedding models)
 
 
@@ -117,6 +117,6 @@ def build_route(model: ModelSettings, ctx: BuildContext) -> Route:
     )
 
 
-def build_router(settings: Settings, http: httpx.AsyncClient, events: RouterEvents | None = None) -> Router:
+def build_router(settings: Settings, http: aiohttp.ClientSession, events: RouterEvents | None = None) -> Router:
     ctx = BuildContext(settings, http, {})
     return Router({m.name: build_route(m, ctx) for m in settings.models}, settings.routing, events)
