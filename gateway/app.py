@@ -25,7 +25,7 @@ from gateway.backends.registry import build_router
 from gateway.config import ROOT, Settings
 from gateway.governance.settings import GovernanceSettings
 from gateway.governance.state import Governance
-from gateway.middleware import RequestIdMiddleware
+from gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
 from guardrails.engine import Guardrails
@@ -146,11 +146,11 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         title="llmops gateway",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.server.max_body_bytes,
     )
     install_error_handlers(app)
     for module in (chat, completions, embeddings, models, health, prompts, guardrails, admin, evals_api):
         app.include_router(module.router)
     app.include_router(metrics.public_router if settings.governance.metrics_public else metrics.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 
 import httpx
@@ -38,7 +39,8 @@ def test_chat_local_model_answers_with_exact_usage(gateway: Gateway, tokenizer) 
     )
     assert resp.object == "chat.completion"
     assert "Paris" in resp.choices[0].message.content
-    expected_prompt = len(tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=True))
+    templated = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=False)
+    expected_prompt = len(tokenizer(templated, add_special_tokens=False)["input_ids"])
     assert resp.usage.prompt_tokens == expected_prompt
     assert 0 < resp.usage.completion_tokens <= 24
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
@@ -66,7 +68,8 @@ def test_text_parts_and_system_message(gateway: Gateway) -> None:
 
 
 def test_stream_matches_non_stream_and_reports_usage(gateway: Gateway) -> None:
-    client = gateway.client()
+    # A key without output rails: tokens are released as they come (rails release whole windows).
+    client = gateway.client(key="sk-test-norails")
     whole = client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=20, temperature=0)
     chunks = list(client.chat.completions.create(
         model="smollm2", messages=QUESTION, max_tokens=20, temperature=0, stream=True,
@@ -82,6 +85,14 @@ def test_stream_matches_non_stream_and_reports_usage(gateway: Gateway) -> None:
     usage = chunks[-1].usage
     assert usage is not None and usage.prompt_tokens == whole.usage.prompt_tokens
     assert usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_stream_with_output_rails_delivers_the_same_answer(gateway: Gateway) -> None:
+    client = gateway.client()
+    whole = client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=20, temperature=0)
+    chunks = list(client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=20, temperature=0,
+                                                 stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
 
 
 def test_stream_without_usage_option_has_no_usage(gateway: Gateway) -> None:
@@ -219,11 +230,23 @@ def test_unknown_route_and_method_are_openai_shaped(gateway: Gateway) -> None:
 
 
 def test_oversized_body_is_413(gateway: Gateway) -> None:
-    big = "x" * (9 * 1024 * 1024)
-    resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers={"authorization": "Bearer sk-test-client"},
-                      json={"model": "smollm2", "messages": [{"role": "user", "content": big}]})
+    big = {"model": "smollm2", "messages": [{"role": "user", "content": "x" * (9 * 1024 * 1024)}]}
+    headers = {"authorization": "Bearer sk-test-client"}
+    resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers=headers, json=big)
     assert resp.status_code == 413
     _assert_shape(resp.json())
+
+    def chunked():  # type: ignore[no-untyped-def]  # no Content-Length: the body is counted as it comes
+        data = json.dumps(big).encode()
+        for i in range(0, len(data), 1 << 20):
+            yield data[i : i + (1 << 20)]
+
+    resp = httpx.post(f"{gateway.url}/v1/chat/completions", headers=headers, content=chunked())
+    assert resp.status_code == 413
+    _assert_shape(resp.json())
+    with pytest.raises(openai.APIStatusError) as exc:
+        gateway.client().chat.completions.create(model="smollm2", messages=big["messages"])  # type: ignore[arg-type]
+    assert exc.value.status_code == 413
 
 
 def test_request_id_echoed_or_generated(gateway: Gateway) -> None:
