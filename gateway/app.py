@@ -20,17 +20,23 @@ from evals.store import EvalStore, prompt_gate
 from gateway import errors
 from gateway.api import admin, chat, completions, embeddings, guardrails, health, metrics, models, prompts
 from gateway.api import evals as evals_api
+from gateway.api import rag as rag_api
 from gateway.auth import KeyStore
+from gateway.backends.embeddings import LocalEmbeddingBackend
 from gateway.backends.registry import build_router
 from gateway.config import ROOT, Settings
 from gateway.governance.settings import GovernanceSettings
 from gateway.governance.state import Governance
 from gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from gateway.routing import Router
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
 from guardrails.engine import Guardrails
 from prompts.errors import PromptError, VariableError
 from prompts.registry import PromptRegistry
+from rag.embedder import MiniLMEmbedder
+from rag.errors import RagError
+from rag.service import RagService
 
 log = logging.getLogger("gateway")
 
@@ -58,6 +64,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _prompt(_: Request, exc: PromptError) -> Response:
         param = f"prompt.variables.{exc.variable}" if isinstance(exc, VariableError) else None
         return error_response(errors.from_status(exc.http_status, exc.message, param=param))
+
+    @app.exception_handler(RagError)
+    async def _rag(_: Request, exc: RagError) -> Response:
+        return error_response(rag_api.gateway_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -92,6 +102,20 @@ def open_prompt_registry(settings: Settings, gate: Callable[[str, int, str], Non
     return registry
 
 
+def open_rag(settings: Settings, router: Router) -> RagService | None:
+    """Retrieval over the gateway's own loaded MiniLM (one copy of the model per process)."""
+    if not settings.rag.enabled:
+        return None
+    local = next(
+        (d.backend for r in router.routes.values() if r.is_embedding for d in r.deployments
+         if isinstance(d.backend, LocalEmbeddingBackend)),
+        None,
+    )
+    embedder = MiniLMEmbedder(local.model, lock=local.lock) if local is not None else None
+    owner = f"http://{settings.server.host}:{settings.server.port}"
+    return RagService(settings.rag, embedder=embedder, owner_url=owner)
+
+
 def governance_settings(settings: Settings) -> GovernanceSettings:
     """Governance shares the gateway's database and Redis unless configured apart."""
     gov = settings.governance
@@ -123,6 +147,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         gate = None
         if settings.prompts.require_passing_eval:
             gate = prompt_gate(store, settings.prompts.require_passing_eval, labels=settings.prompts.gated_labels)
+        rag = open_rag(settings, router)
         svc = Services(
             settings=settings,
             router=router,
@@ -132,11 +157,15 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
             guardrails=rails,
             governance=gov,
             evals=store,
+            rag=rag,
             insecure=insecure,
         )
         app.state.services = svc
         app.state.governance = gov
         app.state.evals = store
+        app.state.rag = rag
+        if rag is not None:
+            await rag.start()  # never raises: a store that is down answers 503 per request
         try:
             yield
         finally:
@@ -148,7 +177,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, models, health, prompts, guardrails, admin, evals_api):
+    for module in (chat, completions, embeddings, models, health, prompts, guardrails, admin, evals_api, rag_api):
         app.include_router(module.router)
     app.include_router(metrics.public_router if settings.governance.metrics_public else metrics.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)

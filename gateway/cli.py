@@ -96,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     from evals.cli import add_subparser as add_eval
     from gateway.governance.cli import add_subparser as add_keys
     from prompts.cli import add_subparser as add_prompts
+    from rag.cli import add_subparser as add_rag
 
     add_prompts(sub)
     add_keys(sub)
     add_eval(sub)
+    add_rag(sub, load_settings=lambda path: load_settings(path).rag)
     return parser
 
 

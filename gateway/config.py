@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from gateway.governance.settings import GovernanceSettings
 from guardrails.policy import GuardrailsSettings
+from rag.config import RagSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "gateway.yaml"
@@ -140,6 +141,18 @@ class PromptsSettings(_Strict):
     sync_on_start: bool = True
 
 
+class RagRouteSettings(_Strict):
+    """A model alias that always retrieves: `model` answers with context from `collection`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    model: str
+    collection: str
+    top_k: int = Field(5, ge=1, le=100)
+    filter: str | None = None
+    prompt: str = Field("rag-answer", description="Registry prompt with `context` and `question` variables.")
+    label: str = "production"
+
+
 class TritonServerSettings(_Strict):
     managed: bool = Field(True, description="`llmops serve` starts a local Triton server.")
     model_dir: str = "models/smollm2"
@@ -163,6 +176,8 @@ class Settings(BaseSettings):
     prompts: PromptsSettings = PromptsSettings()
     guardrails: GuardrailsSettings = GuardrailsSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    rag: RagSettings = RagSettings()
+    rag_routes: list[RagRouteSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
     api_key: str | None = Field(None, description="LLMOPS_API_KEY: one more client key.")
     admin_key: str | None = Field(None, description="LLMOPS_ADMIN_KEY: one more admin key.")
@@ -186,6 +201,11 @@ class Settings(BaseSettings):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"models: duplicate model names {sorted(dupes)}")
+        for i, r in enumerate(self.rag_routes):
+            if r.model not in names:
+                raise ValueError(f"rag_routes.{i}.model: unknown model {r.model!r}; configured: {names}")
+            if r.name in names:
+                raise ValueError(f"rag_routes.{i}.name: {r.name!r} is already a model name")
         for i, m in enumerate(self.models):
             for fb in m.fallbacks:
                 if fb not in names:
@@ -193,6 +213,9 @@ class Settings(BaseSettings):
                         f"models.{i}.fallbacks: unknown model {fb!r}; configured: {names}"
                     )
         return self
+
+    def rag_route(self, name: str) -> RagRouteSettings | None:
+        return next((r for r in self.rag_routes if r.name == name), None)
 
     def client_keys(self) -> list[str]:
         return [*self.auth.api_keys, *([self.api_key] if self.api_key else [])]

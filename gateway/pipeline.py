@@ -1,11 +1,13 @@
 """The generation request path, top to bottom.
 
     authenticate (router dependency) → model access → resolve prompt → limits (admit)
-    → input rails → build the request → model call (routing: retries, fallbacks)
-    → output rails (whole answer, or streamed windows) → respond → settle, log, metrics
+    → input rails → retrieval (+ retrieval rails) → build the request
+    → model call (routing: retries, fallbacks) → output rails (whole answer, or streamed windows)
+    → respond → settle, log, metrics
 
 Each step is one call to its own module: `resolve_prompt` (prompts/), `Exchange` (limits, log,
-metrics, traces: gateway/governance/), `guard.*` (guardrails/), `Router` (gateway/routing.py).
+metrics, traces: gateway/governance/), `guard.*` (guardrails/), `retrieval.augment` (rag/),
+`Router` (gateway/routing.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
-from gateway import errors, guard
+from gateway import errors, guard, retrieval
 from gateway.auth import Principal, check_model_access
 from gateway.backends.base import GenerationRequest
 from gateway.exchange import Exchange, estimate_tokens
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, RetrievalOptions
 from gateway.services import Services
 from gateway.sse import ChunkWriter, chat_response, completion_response, new_id, relay
 from prompts.models import PromptRef
@@ -85,14 +87,26 @@ def resolve_prompt(svc: Services, body: ChatCompletionRequest) -> Call:
     return call
 
 
-def begin(svc: Services, principal: Principal, endpoint: str, model: str, request_id: str, stream: bool) -> Exchange:
-    check_model_access(principal, model)
+def begin(
+    svc: Services, principal: Principal, endpoint: str, model: str, request_id: str, stream: bool,
+    access_as: str | None = None,
+) -> Exchange:
+    """Check the key may use the model (or the alias it came through) and open the exchange."""
+    check_model_access(principal, access_as or model)
     svc.router.kind_check(model, embedding=endpoint == "embeddings")
     return Exchange(svc.governance, principal, endpoint, model, request_id, stream=stream)
 
 
 async def chat(svc: Services, principal: Principal, body: ChatCompletionRequest, request_id: str) -> Response:
-    ex = begin(svc, principal, "chat", body.model, request_id, bool(body.stream))
+    alias = svc.settings.rag_route(body.model)
+    if alias is not None:  # a RAG route: its model, retrieving from its collection unless told otherwise
+        body = body.model_copy(update={
+            "model": alias.model,
+            "retrieval": body.retrieval or RetrievalOptions(collection=alias.collection, top_k=alias.top_k,
+                                                            filter=alias.filter),
+        })
+    ex = begin(svc, principal, "chat", body.model, request_id, bool(body.stream),
+               access_as=alias.name if alias else None)
     return await _run(ex, _chat(svc, ex, body))
 
 
@@ -128,6 +142,11 @@ async def _chat(svc: Services, ex: Exchange, body: ChatCompletionRequest) -> Res
     ex.verdicts = rails.verdicts
     ex.messages = call.messages
     messages = await guard.screen_input(svc.guardrails, rails, call.messages)
+    cited: list[dict[str, Any]] | None = None
+    if body.retrieval is not None:
+        alias = svc.settings.rag_route(ex.model)
+        prompt, label = (alias.prompt, alias.label) if alias else ("rag-answer", "production")
+        messages, cited = await retrieval.augment(svc, ex.principal, rails, messages, body.retrieval, prompt, label)
     p = call.params
     request = GenerationRequest(
         model=body.model,
@@ -140,7 +159,8 @@ async def _chat(svc: Services, ex: Exchange, body: ChatCompletionRequest) -> Res
         user=p.get("user"),
         extra={k: v for k, v in p.items() if k not in _MAPPED},
     )
-    return await _generate(svc, ex, body, request, rails, call.headers, chat=True)
+    extra = {"citations": cited} if cited is not None else None
+    return await _generate(svc, ex, body, request, rails, call.headers, chat=True, extra=extra)
 
 
 async def _completion(svc: Services, ex: Exchange, body: CompletionRequest) -> Response:
@@ -179,7 +199,9 @@ async def _generate(
     headers: dict[str, str],
     *,
     chat: bool,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
+    """Call the model; `extra` (citations) goes into the JSON body or the stream's last chunk."""
     cid = new_id("chatcmpl" if chat else "cmpl")
     headers = {**headers, **ex.headers}
     if body.stream:
@@ -187,12 +209,12 @@ async def _generate(
         if rails.screens_output:
             deltas = guard.guard_stream(rails, deltas)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage)
+        writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage, final=extra)
         sse = ex.close_stream(relay(writer, ex.watch(deltas)))
         return StreamingResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
     gen, model = await svc.router.complete(request)
     ex.usage = gen.usage
     gen = await guard.screen_generation(svc.guardrails, rails, gen)
     ex.answer = gen.text
-    payload = chat_response(cid, model, gen) if chat else completion_response(cid, model, gen)
+    payload = chat_response(cid, model, gen, extra) if chat else completion_response(cid, model, gen)
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)

@@ -15,6 +15,7 @@ from gateway.governance.state import Governance
 from gateway.routing import Router
 from guardrails.engine import Guardrails
 from prompts.registry import PromptRegistry
+from rag.service import RagService
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     guardrails: Guardrails
     governance: Governance
     evals: EvalStore
+    rag: RagService | None
     prompt_gate: Callable[[str, int, str], None] | None = None
     insecure: bool = False
 
@@ -35,6 +37,8 @@ class Services:
         await self.http.close()
         self.prompts.close()
         self.evals.close()
+        if self.rag is not None:
+            await self.rag.aclose()
         await self.governance.aclose()  # last: flushes every accepted log record
 
 

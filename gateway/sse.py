@@ -71,7 +71,10 @@ def completion_response(cid: str, model: str, gen: Generation) -> dict[str, Any]
 class ChunkWriter:
     """Builds the SSE events of one streamed chat or completion answer."""
 
-    def __init__(self, cid: str, model: str, chat: bool, include_usage: bool) -> None:
+    def __init__(
+        self, cid: str, model: str, chat: bool, include_usage: bool, final: dict[str, Any] | None = None
+    ) -> None:
+        self.final = final  # extension fields (citations) carried by the chunk with finish_reason
         self.cid = cid
         self.model = model
         self.chat = chat
@@ -127,7 +130,7 @@ async def relay(writer: ChunkWriter, deltas: AsyncIterator[Delta]) -> AsyncItera
             if d.text or d.tool_calls:
                 yield writer.delta(d)
             if d.finish_reason is not None:
-                yield writer.finish(d.finish_reason)
+                yield writer.finish(d.finish_reason, writer.final)
                 if writer.include_usage and d.usage is not None:
                     yield writer.usage(d.usage)
     except GatewayError as err:

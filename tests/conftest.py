@@ -18,7 +18,7 @@ CLIENT_KEY = "sk-test-client"
 ADMIN_KEY = "sk-test-admin"
 # Client keys bound to a guardrails policy through guardrails.keys (key id → policy).
 POLICY_KEYS = {"sk-test-strict": "strict", "sk-test-crashy": "crashy", "sk-test-crashy-open": "crashy-open",
-               "sk-test-norails": "off"}
+               "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only"}
 MODEL_FILE = procs.ROOT / "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -90,6 +90,7 @@ def guardrails_config() -> dict[str, object]:
     rails["plugins"] = ["tests.support.crash_rail"]
     rails["policies"]["crashy"] = {"input": [{"rail": "crash", "action": "block", "on_error": "block"}]}
     rails["policies"]["crashy-open"] = {"input": [{"rail": "crash", "action": "block", "on_error": "pass"}]}
+    rails["policies"]["retrieval-only"] = {"retrieval": [{"rail": "injection", "action": "block"}]}
     rails["keys"] = {f"static-{digest(key)[:12]}": policy for key, policy in POLICY_KEYS.items()}
     return rails
 
@@ -101,6 +102,8 @@ def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object
         "guardrails": guardrails_config(),
         "storage": {"database_url": f"sqlite:///{tmp}/llmops.db"},
         "governance": {"log_content": True, "log_flush_interval_s": 0.05},
+        "rag": {"uri": str(tmp / "rag.db")},
+        "rag_routes": [{"name": "kb-assistant", "model": "fake-echo-system", "collection": "kb"}],
         "routing": {"num_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 60,
                     "cooldown_failures": 2, "cooldown_s": 300},
         "models": [

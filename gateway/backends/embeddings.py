@@ -23,7 +23,7 @@ class LocalEmbeddingBackend:
         self.model: Any = SentenceTransformer(model_path or default_minilm_path(), device="cpu")
         self._batch = batch_size
         # torch releases the GIL, but one model instance must not run two batches at once.
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.dimensions: int = int(self.model.get_embedding_dimension() or 384)
 
     def count_tokens(self, texts: list[str]) -> int:
@@ -32,7 +32,7 @@ class LocalEmbeddingBackend:
         return sum(min(len(tok(t, add_special_tokens=True)["input_ids"]), limit) for t in texts)
 
     def embed_sync(self, texts: list[str]) -> list[list[float]]:
-        with self._lock:
+        with self.lock:
             vectors = self.model.encode(
                 texts, batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True
             )
