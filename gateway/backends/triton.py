@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import numpy as np
@@ -80,7 +80,9 @@ def normalise_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         if role == "developer":
             role = "system"
         if role not in ("system", "user", "assistant"):
-            raise errors.UnsupportedParameter(f"messages with role {role!r} are not supported by this model", param="messages")
+            raise errors.UnsupportedParameter(
+                f"messages with role {role!r} are not supported by this model", param="messages"
+            )
         if m.get("tool_calls") or m.get("function_call"):
             raise errors.UnsupportedParameter("tool calls are not supported by this model", param="messages")
         out.append({"role": role, "content": _flatten_content(m.get("content"), role)})
@@ -302,7 +304,9 @@ class TritonChatBackend:
         counted = self._check_length(prompt)
         params = self._params(request, prompt, stream)
         deadline = asyncio.get_running_loop().time() + self.timeout_s
-        source = self._grpc_pieces(params) if self.protocol == "grpc" else self._http_pieces(params, stream)
+        source: AsyncGenerator[_Piece, None] = (
+            self._grpc_pieces(params) if self.protocol == "grpc" else self._http_pieces(params, stream)
+        )
         pieces: list[str] = []
         last: _Piece | None = None
         try:
@@ -366,7 +370,7 @@ class TritonChatBackend:
             inputs.append(make("random_seed", np.array([[params["random_seed"]]], dtype=np.uint64), "UINT64"))
         return inputs
 
-    async def _grpc_pieces(self, params: dict[str, Any]) -> AsyncIterator[_Piece]:
+    async def _grpc_pieces(self, params: dict[str, Any]) -> AsyncGenerator[_Piece, None]:
         import grpc
         from tritonclient.utils import InferenceServerException
 
@@ -415,7 +419,7 @@ class TritonChatBackend:
             self._clients[loop] = client
         return client
 
-    async def _http_pieces(self, params: dict[str, Any], stream: bool) -> AsyncIterator[_Piece]:
+    async def _http_pieces(self, params: dict[str, Any], stream: bool) -> AsyncGenerator[_Piece, None]:
         import httpx
         import orjson
 

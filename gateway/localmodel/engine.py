@@ -15,8 +15,14 @@ Callers on any thread use `submit()` (returns a `RequestHandle` whose `events()`
 happens synchronously in `submit()`.
 
 Numerics: a sequence's logits can depend (slightly, in the last bits) on which other sequences
-share its batch, because matrix kernels block differently for different batch sizes. Greedy and
-seeded outputs are exactly reproducible for the same batch composition (e.g. one request at a time).
+share its batch, because matrix kernels block differently for different batch sizes (and "q4"
+switches from 4-bit to bfloat16 weights above 4 rows). Greedy and seeded outputs are exactly
+reproducible for the same batch composition (e.g. one request at a time); the thread count does
+not change results.
+
+Threads: `ThreadTuner` measures 1 vs all cores now and then and keeps the faster, because on a
+small machine shared with busy processes two OpenMP threads can be 3x slower than one; libgomp's
+barrier spin is shortened for the same reason (see below).
 """
 
 from __future__ import annotations
@@ -35,9 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+# libgomp (torch's OpenMP) spins ~300k iterations at each barrier by default. On a small machine
+# shared with other busy processes (the gateway itself, Triton, tests) a spinning or descheduled
+# worker stalls every parallel region: decode steps measured 15 ms idle went to 0.5-1 s at load
+# average 4-5 with 2 threads. A short spin keeps the idle speed and degrades gracefully. Only
+# effective if torch (libgomp) is not loaded yet, hence before `import torch`.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from gateway.localmodel.model import LlamaLite, PrefillItem
+import torch  # noqa: E402
+
+from gateway.localmodel.model import LlamaLite, PrefillItem  # noqa: E402
 
 log = logging.getLogger("gateway.localmodel.engine")
 
@@ -70,18 +84,18 @@ def _fast_gguf_parsing() -> Iterator[None]:
     orig_reader, orig_map = gguf.GGUFReader, gguf.get_tensor_name_map
     readers: dict[tuple[str, str], Any] = {}
 
-    def reader(path: Any, mode: str = "r") -> Any:
+    def reader(path: Any, mode: Any = "r") -> Any:
         key = (str(path), mode)
         if key not in readers:
             readers[key] = orig_reader(path, mode)
         return readers[key]
 
-    gguf.GGUFReader = reader  # type: ignore[assignment]
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(orig_map)  # type: ignore[assignment]
+    gguf.GGUFReader = reader  # type: ignore[assignment,misc]
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(orig_map)  # type: ignore[assignment,misc]
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = orig_reader, orig_map
+        gguf.GGUFReader, gguf.get_tensor_name_map = orig_reader, orig_map  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -163,7 +177,11 @@ class RequestHandle:
         elif loop is not None:
             aq: asyncio.Queue[Any] = asyncio.Queue()
             self._aq = aq
-            self._sink = lambda item: loop.call_soon_threadsafe(aq.put_nowait, item)
+
+            def to_loop(item: StreamEvent | BaseException) -> None:
+                loop.call_soon_threadsafe(aq.put_nowait, item)
+
+            self._sink = to_loop
         else:
             q: queue.SimpleQueue[Any] = queue.SimpleQueue()
             self._q = q
@@ -270,6 +288,59 @@ def _pick_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class ThreadTuner:
+    """Pick the intra-op thread count by measurement, and keep re-checking it.
+
+    On a small shared machine the best count changes with what else runs: with 2 cores idle,
+    2 threads decode ~1.5x faster than 1; with one core taken by another process, 2 threads are
+    ~3x *slower* than 1 (every parallel region waits for the descheduled worker). So every
+    `period` decode steps the engine runs `probe` steps at the other count and `probe` at the
+    current one (same batch size) and switches when the other is clearly faster.
+    """
+
+    def __init__(self, max_threads: int, adaptive: bool, period: int = 256, probe: int = 5) -> None:
+        self.current = max_threads
+        self.candidates = sorted({max_threads, 1}, reverse=True)
+        self.adaptive = adaptive and len(self.candidates) > 1
+        self.period, self.probe = period, probe
+        self._countdown = period // 4  # first check soon after start
+        self._plan: list[int] = []
+        self._samples: list[tuple[int, int, float]] = []
+        self.switches = 0
+
+    def threads_for_step(self) -> int:
+        if not self.adaptive:
+            return self.current
+        if not self._plan:
+            self._countdown -= 1
+            if self._countdown > 0:
+                return self.current
+            other = next(c for c in self.candidates if c != self.current)
+            self._plan = [other] * self.probe + [self.current] * self.probe
+            self._samples = []
+        return self._plan[len(self._samples)]
+
+    def record(self, threads: int, batch: int, seconds: float) -> None:
+        if not self._plan:
+            return
+        if self._samples and self._samples[0][1] != batch:  # batch changed: not comparable
+            self._plan, self._countdown = [], 16
+            return
+        self._samples.append((threads, batch, seconds))
+        if len(self._samples) < len(self._plan):
+            return
+        other = self._plan[0]
+        t_other = sorted(t for n, _, t in self._samples if n == other)[self.probe // 2]
+        t_cur = sorted(t for n, _, t in self._samples if n == self.current)[self.probe // 2]
+        if t_other < 0.85 * t_cur:
+            log.info(
+                "threads %d -> %d (decode step %.1f ms -> %.1f ms)", self.current, other, t_cur * 1000, t_other * 1000
+            )
+            self.current = other
+            self.switches += 1
+        self._plan, self._countdown = [], self.period
+
+
 class Engine:
     def __init__(
         self,
@@ -284,6 +355,9 @@ class Engine:
         name: str = "localmodel",
     ) -> None:
         self.threads = threads or _pick_threads()
+        # fixed when given (argument or LOCALMODEL_THREADS), measured and adapted otherwise
+        self.tuner = ThreadTuner(self.threads, adaptive=threads is None and "LOCALMODEL_THREADS" not in os.environ)
+        self._active_threads = self.threads
         torch.set_num_threads(self.threads)
         if weight_format == "auto":
             # 4-bit layers need ATen's int4 CPU kernel; weights from GGUF Q4 files lose nothing
@@ -405,7 +479,9 @@ class Engine:
     def generate(self, prompt: str | Sequence[int], params: SamplingParams | None = None) -> GenerationResult:
         return self.submit(prompt, params).result()
 
-    async def astream(self, prompt: str | Sequence[int], params: SamplingParams | None = None) -> AsyncIterator[StreamEvent]:
+    async def astream(
+        self, prompt: str | Sequence[int], params: SamplingParams | None = None
+    ) -> AsyncIterator[StreamEvent]:
         handle = self.submit(prompt, params, loop=asyncio.get_running_loop())
         async for ev in handle.aevents():
             yield ev
@@ -420,6 +496,8 @@ class Engine:
                 "prefilling": len(self._prefilling),
                 "running": len(self._running),
                 "steps": self.steps,
+                "threads": self._active_threads,
+                "thread_switches": self.tuner.switches,
             }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -430,7 +508,7 @@ class Engine:
 
     # ------------------------------------------------------------------ scheduler
     def _loop(self) -> None:
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self._active_threads)
         with torch.inference_mode():
             while True:
                 with self._lock:
@@ -476,7 +554,7 @@ class Engine:
             for s in self._prefilling:
                 if budget <= 0:
                     break
-                if s.k is None:
+                if s.k is None or s.v is None:
                     s.k, s.v = self.model.new_scratch(len(s.prompt))
                 n = min(len(s.prompt) - s.prefilled, budget)
                 items.append((s, PrefillItem(s.prompt[s.prefilled : s.prefilled + n], s.prefilled, s.k, s.v)))
@@ -493,6 +571,7 @@ class Engine:
                 self._prefilling = [s for s in self._prefilling if id(s) not in finished_prefill]
                 for (s, _), tok in zip(done, toks, strict=True):
                     slot = len(self._running)
+                    assert s.k is not None and s.v is not None
                     self.model.load_slot(slot, s.k, s.v, len(s.prompt))
                     s.k = s.v = None
                     self._running.append(s)
@@ -502,7 +581,13 @@ class Engine:
         self._compact()
         if self._running:
             run = self._running
+            n = self.tuner.threads_for_step()
+            if n != self._active_threads:
+                torch.set_num_threads(n)
+                self._active_threads = n
+            t0 = time.perf_counter()
             logits = self.model.decode([s.out[-1] for s in run], [s.position for s in run])
+            self.tuner.record(n, len(run), time.perf_counter() - t0)
             for s, tok in zip(run, self._sample(run, logits), strict=True):
                 self._accept(s, tok)
         self._compact()

@@ -74,6 +74,23 @@ def ensure_ld_preload() -> None:
         os.environ["LD_PRELOAD"] = ":".join([lib, *current])
 
 
+class _ClientErrorFilter(logging.Filter):
+    """PyTriton logs every exception of the inference callable with its traceback; a rejected
+    request (our BadRequest) is the client's problem: log one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # pragma: no cover - never break logging
+            return True
+        if "BadRequest: [" in msg:
+            reason = msg.rsplit("BadRequest: ", 1)[1].strip().splitlines()[0]
+            record.msg, record.args = "request rejected: %s", (reason,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = None
+        return True
+
+
 # ------------------------------------------------------------------------------------ request parsing
 class BadRequest(ValueError):
     """Raised for invalid inputs; the message starts with `[code]` so clients can map it."""
@@ -184,6 +201,8 @@ class LocalModelServer:
 
     async def infer(self, requests: list[Any]):  # async generator: PyTriton runs each call as a task
         units = parse_units(requests)
+        if len(requests) > 1:
+            log.debug("%d requests batched by Triton: answering in lock-step", len(requests))
         if len(units) == 1:
             async for resp in self._single(units[0]):
                 yield [resp]
@@ -324,6 +343,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--triton-batch-delay-us", type=int, default=0, help="> 0 enables Triton's dynamic batcher")
     p.add_argument("--exit-timeout", type=int, default=3)
     p.add_argument("--log-level", default="INFO")
+    # Fine-tuned models (finetune/ publishes them): see gateway/localmodel/extra_models.py.
+    p.add_argument("--models-dir", default=None, help="also serve each model folder in this directory (polled)")
+    p.add_argument("--models-dir-weight-format", default="float32", choices=["float32", "bfloat16", "q4"],
+                   help="weights of those models (float32: exactly what the fine-tuning eval gate scored)")
     return p.parse_args(argv)
 
 
@@ -336,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("pytriton", "sh"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("pytriton.proxy.inference").addFilter(_ClientErrorFilter())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -391,9 +415,18 @@ def main(argv: list[str] | None = None) -> int:
         allow_gpu_metrics=False,
     )
     triton = Triton(config=config)
+    extra: tuple[Any, list[Any]] | None = None  # (models-dir watcher, its engines)
     try:
         bind(triton, args.model_name, LocalModelServer(engine), args.triton_max_batch_size, args.triton_batch_delay_us)
         triton.run()  # starts tritonserver, loads the model, waits until it is ready
+        if args.models_dir:  # fine-tuned models: bound as their folders appear
+            from gateway.localmodel.extra_models import watch
+
+            extra = watch(args.models_dir, triton, bind, LocalModelServer,
+                          {"weight_format": args.models_dir_weight_format, "threads": args.threads,
+                           "max_batch": args.max_batch, "max_context": args.max_context,
+                           "prefill_chunk": args.prefill_chunk},
+                          args.triton_max_batch_size, args.triton_batch_delay_us)
         serving.set()
         print(
             f"READY model={args.model_name} grpc={args.host}:{args.grpc_port} http={args.host}:{args.http_port} "
@@ -402,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         while not stop.wait(1.0):
-            if not triton.is_alive():
+            if not (extra[0].alive(triton) if extra is not None else triton.is_alive()):
                 log.error("Triton Inference Server or its model stopped; exiting")
                 return 1
     except KeyboardInterrupt:
@@ -410,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if extra is not None:
+            extra[0].close()
         triton.stop()
+        for extra_engine in extra[1] if extra is not None else []:
+            extra_engine.close()
         engine.close()
         log.info("stopped")
     return 0
