@@ -14,7 +14,7 @@ serve: setup
 	.venv/bin/llmops serve $(SERVE_ARGS)
 
 lint:
-	.venv/bin/ruff check gateway guardrails rag prompts evals finetune tests benchmarks
+	.venv/bin/ruff check .
 
 test: setup lint
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
