@@ -20,6 +20,7 @@ from evals.store import EvalStore, prompt_gate
 from gateway import errors
 from gateway.api import admin, chat, completions, embeddings, guardrails, health, metrics, models, prompts
 from gateway.api import evals as evals_api
+from gateway.api import finetune as finetune_api
 from gateway.api import rag as rag_api
 from gateway.auth import KeyStore
 from gateway.backends.embeddings import LocalEmbeddingBackend
@@ -180,6 +181,7 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
     for module in (chat, completions, embeddings, models, health, prompts, guardrails, admin, evals_api, rag_api):
         app.include_router(module.router)
     app.include_router(metrics.public_router if settings.governance.metrics_public else metrics.router)
+    finetune_api.mount(app, settings, settings.finetune)  # files, fine-tuning jobs, feedback
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

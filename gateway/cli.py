@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     from evals.cli import add_subparser as add_eval
+    from finetune.cli import add_subparser as add_finetune
     from gateway.governance.cli import add_subparser as add_keys
     from prompts.cli import add_subparser as add_prompts
     from rag.cli import add_subparser as add_rag
@@ -102,23 +103,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys(sub)
     add_eval(sub)
     add_rag(sub, load_settings=lambda path: load_settings(path).rag)
+    add_finetune(sub)
     return parser
 
 
-def _default_database() -> None:
-    """Let `llmops prompts|keys|eval ...` default to the database the gateway uses."""
+def _default_database(argv: list[str]) -> None:
+    """Let `llmops prompts|keys|eval|finetune ...` default to the database the gateway uses (the
+    one in `--config` when given, else the default config's)."""
+    config = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            config = argv[i + 1]
+        elif arg.startswith("--config="):
+            config = arg.split("=", 1)[1]
     try:
-        url = load_settings().database_url()
+        url = load_settings(config).database_url()
     except ConfigError:
         return  # each subcommand's own default applies; `serve` reports the config error
-    for name in ("LLMOPS_PROMPTS_DB", "LLMOPS_EVALS_DATABASE_URL", "LLMOPS_GOVERNANCE__DATABASE_URL"):
+    for name in ("LLMOPS_PROMPTS_DB", "LLMOPS_EVALS_DATABASE_URL", "LLMOPS_GOVERNANCE__DATABASE_URL", "LLMOPS_FINETUNE_DB"):
         os.environ.setdefault(name, url)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if (sys.argv[1:] if argv is None else argv)[:1] != ["serve"]:
-        _default_database()  # `serve` reads its own --config; the tools share the default one's database
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] != ["serve"]:
+        _default_database(args_list)  # `serve` reads its own --config
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

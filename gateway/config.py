@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from finetune.settings import FinetuneSettings
 from gateway.governance.settings import GovernanceSettings
 from guardrails.policy import GuardrailsSettings
 from rag.config import RagSettings
@@ -177,6 +178,7 @@ class Settings(BaseSettings):
     guardrails: GuardrailsSettings = GuardrailsSettings()
     governance: GovernanceSettings = GovernanceSettings()
     rag: RagSettings = RagSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
     rag_routes: list[RagRouteSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
     api_key: str | None = Field(None, description="LLMOPS_API_KEY: one more client key.")

@@ -66,6 +66,7 @@ def triton_process(settings: Settings) -> ManagedProcess:
         "--http-port", str(t.http_port),
         "--grpc-port", str(t.grpc_port),
         "--metrics-port", str(t.metrics_port),
+        "--models-dir", str(settings.resolve_path(settings.finetune.models_dir)),  # fine-tuned models
     ]
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     ready = f"http://127.0.0.1:{t.http_port}/v2/models/{t.model_name}/ready"
