@@ -106,7 +106,6 @@ def test_markdown_and_html_reports(fake_gateway: str, write_suite: WriteSuite, r
     assert "v2: I don't know" in md  # failing items and per-item diffs show outputs
     page = (tmp_path / "rep/report.html").read_text()
     assert page.startswith("<!doctype html>") and "two prompt versions" in page
-    pytest.importorskip("matplotlib")
     n_plots = page.count('src="data:image/png;base64,')
     # distributions (2 metrics) + per-category (contains) + targets + baseline
     assert n_plots == 5, n_plots
