@@ -1,20 +1,15 @@
 """Fine-tuning tables, as ordered migrations recorded in the shared `schema_migrations` table.
 
-Each migration freezes its own DDL (see prompts.migrations for why). `run_migrations` is the
-component-agnostic runner of gateway/governance/migrations.py, repeated here because nothing
-under finetune/ may import gateway: both belong in one shared module.
+Each migration freezes its own DDL (see prompts.migrations for why); `prompts.migrations.run_migrations`
+applies them, as it does every component's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from prompts.db import write_transaction
-from prompts.migrations import Migration, schema_migrations
+from prompts.migrations import Migration, run_migrations
 
 COMPONENT = "finetune"
 
@@ -122,43 +117,6 @@ def _m001_initial(conn: Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "fine-tuning files, jobs, events, checkpoints, models, feedback", _m001_initial),
 )
-
-
-def applied_versions(conn: Connection, component: str) -> set[int]:
-    if not sa.inspect(conn).has_table("schema_migrations"):
-        return set()
-    rows = conn.execute(sa.select(schema_migrations.c.version).where(schema_migrations.c.component == component))
-    return {r[0] for r in rows}
-
-
-def run_migrations(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
-    """Apply `component`'s pending migrations in one transaction; returns the versions applied."""
-    wanted = {m.version for m in migrations}
-    with engine.connect() as conn:
-        if wanted <= applied_versions(conn, component):
-            return []  # the common case takes no write lock
-
-    def locked(conn: Connection) -> list[int]:
-        if conn.dialect.name == "postgresql":
-            # Two processes opening a fresh database would race on CREATE TABLE otherwise.
-            conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext(:k || coalesce(current_schema(), '')))"),
-                {"k": f"llmops.{component}.migrate:"},
-            )
-        schema_migrations.create(conn, checkfirst=True)
-        done = applied_versions(conn, component)
-        applied: list[int] = []
-        for migration in migrations:
-            if migration.version in done:
-                continue
-            migration.apply(conn)
-            conn.execute(schema_migrations.insert().values(
-                component=component, version=migration.version, name=migration.name, applied_at=datetime.now(UTC),
-            ))
-            applied.append(migration.version)
-        return applied
-
-    return write_transaction(engine, locked)
 
 
 def migrate(engine: Engine) -> list[int]:

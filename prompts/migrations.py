@@ -7,7 +7,7 @@ silently change meaning once a later migration alters a table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,46 +100,52 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def _applied(conn: Connection) -> set[int]:
+def applied_versions(conn: Connection, component: str) -> set[int]:
     if not sa.inspect(conn).has_table("schema_migrations"):
         return set()
-    rows = conn.execute(
-        sa.select(schema_migrations.c.version).where(schema_migrations.c.component == COMPONENT)
-    )
+    rows = conn.execute(sa.select(schema_migrations.c.version).where(schema_migrations.c.component == component))
     return {r[0] for r in rows}
 
 
-def _migrate_locked(conn: Connection) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        # Transaction-scoped advisory lock, keyed per schema: two processes
-        # opening the same fresh database would otherwise race on CREATE TABLE
-        # (and even CREATE TABLE IF NOT EXISTS can fail on pg_type).
-        conn.execute(sa.text(
-            "SELECT pg_advisory_xact_lock(hashtext('llmops.prompts.migrate:' || coalesce(current_schema(), '')))"
-        ))
-    # On SQLite the caller's BEGIN IMMEDIATE already serialises us.
-    schema_migrations.create(conn, checkfirst=True)
-    done = _applied(conn)
-    applied: list[int] = []
-    for migration in MIGRATIONS:
-        if migration.version in done:
-            continue
-        migration.apply(conn)
-        conn.execute(schema_migrations.insert().values(
-            component=COMPONENT, version=migration.version, name=migration.name,
-            applied_at=datetime.now(UTC),
-        ))
-        applied.append(migration.version)
-    return applied
+def run_migrations(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
+    """Apply `component`'s pending migrations; returns the versions applied by this call.
+
+    Shared by every component that keeps tables in the gateway's database (prompts, governance,
+    fine-tuning): one `schema_migrations` table, one row per component and version.
+    """
+    wanted = {m.version for m in migrations}
+    # Cheap unlocked check first so that a normal open takes no write lock.
+    with engine.connect() as conn:
+        if wanted <= applied_versions(conn, component):
+            return []
+
+    def locked(conn: Connection) -> list[int]:
+        if conn.dialect.name == "postgresql":
+            # Transaction-scoped advisory lock, keyed per schema: two processes opening the same
+            # fresh database would otherwise race on CREATE TABLE (even IF NOT EXISTS fails on pg_type).
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:k || coalesce(current_schema(), '')))"),
+                {"k": f"llmops.{component}.migrate:"},
+            )
+        # On SQLite the caller's BEGIN IMMEDIATE already serialises us.
+        schema_migrations.create(conn, checkfirst=True)
+        done = applied_versions(conn, component)
+        applied: list[int] = []
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            migration.apply(conn)
+            conn.execute(schema_migrations.insert().values(
+                component=component, version=migration.version, name=migration.name, applied_at=datetime.now(UTC),
+            ))
+            applied.append(migration.version)
+        return applied
+
+    # All pending migrations run in one transaction (DDL is transactional on both backends), so a
+    # crash never leaves a half-applied migration.
+    return write_transaction(engine, locked)
 
 
 def migrate(engine: Engine) -> list[int]:
-    """Apply pending migrations; returns the versions applied by this call."""
-    wanted = {m.version for m in MIGRATIONS}
-    # Cheap unlocked check first so that a normal open takes no write lock.
-    with engine.connect() as conn:
-        if wanted <= _applied(conn):
-            return []
-    # All pending migrations run in one transaction (DDL is transactional on
-    # both backends), so a crash never leaves a half-applied migration.
-    return write_transaction(engine, _migrate_locked)
+    """Apply the prompt registry's pending migrations."""
+    return run_migrations(engine, COMPONENT, MIGRATIONS)
