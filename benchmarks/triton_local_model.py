@@ -21,18 +21,17 @@ import argparse
 import asyncio
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.conftest_triton import start_local_triton, stop_local_triton  # noqa: E402  (the tests' server start)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if "OMP_WAIT_POLICY" not in os.environ:  # as gateway.localmodel.engine does, before torch loads
@@ -52,61 +51,6 @@ QUESTIONS = [
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(model_dir: Path, model_name: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    logf = open(os.devnull, "wb")  # noqa: SIM115
-    argv = [
-        sys.executable,
-        "-m",
-        "gateway.localmodel.server",
-        "--model-dir",
-        str(model_dir),
-        "--model-name",
-        model_name,
-        "--http-port",
-        str(http),
-        "--grpc-port",
-        str(grpc),
-        "--metrics-port",
-        str(metrics),
-        *extra,
-    ]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=logf, stderr=logf, start_new_session=True)
-    ready = f"http://127.0.0.1:{http}/v2/models/{model_name}/ready"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"Triton server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(ready, timeout=1) as r:
-                if r.status == 200:
-                    return proc, f"127.0.0.1:{grpc}"
-        except OSError:
-            pass
-        time.sleep(0.25)
-    stop_server(proc)
-    raise SystemExit("Triton server not ready after 300 s")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # ------------------------------------------------------------------------------------ measurements
@@ -280,7 +224,8 @@ def main() -> int:
     extra = ["--weight-format", args.weight_format] + (["--threads", str(args.threads)] if args.threads else [])
     if args.url is None:
         log("starting Triton server ...")
-        server, url = start_server(Path(args.model_dir), args.model_name, extra)
+        server, triton = start_local_triton(Path(os.devnull), Path(args.model_dir), args.model_name, tuple(extra))
+        url = triton.grpc
     else:
         url = args.url
     rows: list[tuple[str, int, dict[str, float]]] = []
@@ -295,7 +240,7 @@ def main() -> int:
             rows.append(("Triton gRPC stream (TritonChatBackend)", n, summarise(runs)))
     finally:
         if server is not None:
-            stop_server(server)
+            stop_local_triton(server)
 
     log("loading the engine in-process ...")
     engine = Engine.load(args.model_dir, weight_format=args.weight_format, threads=args.threads)
