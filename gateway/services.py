@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -29,7 +28,6 @@ class Services:
     governance: Governance
     evals: EvalStore
     rag: RagService | None
-    prompt_gate: Callable[[str, int, str], None] | None = None
     insecure: bool = False
 
     async def aclose(self) -> None:

@@ -80,9 +80,8 @@ def get_label(name: str, label: str, request: Request, _: Principal = Depends(ad
 def move_label(
     name: str, label: str, body: LabelBody, request: Request, principal: Principal = Depends(admin)
 ) -> dict[str, Any]:
-    reg = registry(request)
-    gate = request.app.state.services.prompt_gate
-    return reg.move_label(name, label, body.version, actor=actor(principal), reason=body.reason, gate=gate).model_dump()
+    # The registry applies its own gate (a passing eval run, when configured).
+    return registry(request).move_label(name, label, body.version, actor=actor(principal), reason=body.reason).model_dump()
 
 
 @router.post("/{name}/labels/{label}/rollback")
