@@ -158,5 +158,5 @@ class Guardrails:
             ctx = RailContext(stage="input")
             await run_rails(policy.input, "hello", ctx, Screen())
             await run_rails(policy.output, "hello", RailContext(stage="output"), Screen())
-        for nemo in self.resources.nemo._loaded.values():
+        for nemo in self.resources.nemo.loaded():
             await nemo.warm()

@@ -78,6 +78,9 @@ class NemoConfigs:
         self.root = root
         self._loaded: dict[str, NemoRails] = {}
 
+    def loaded(self) -> list[NemoRails]:
+        return list(self._loaded.values())
+
     def get(self, name: str) -> NemoRails:
         if name not in self._loaded:
             folder = self.root / name
