@@ -57,12 +57,17 @@ def hey(url: str, body: str, rate: int, seconds: int, headers: dict[str, str], w
         argv += ["-H", f"{k}: {v}"]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
-    lat = [float(r["response-time"]) * 1000 for r in rows if r.get("status-code") == "200"]
-    errors = sum(1 for r in rows if r.get("status-code") != "200")
+    ok = [r for r in rows if r.get("status-code") == "200"]
+    lat = [float(r["response-time"]) * 1000 for r in ok]
+    # Time to first byte: everything but reading the body (hey's response-read), so for a stream
+    # it is the wait for the status line and the first bytes, not for the last chunk.
+    ttfb = [(float(r["response-time"]) - float(r["Response-read"])) * 1000 for r in ok]
+    errors = len(rows) - len(ok)
     return {
         "n": len(rows), "errors": errors, "rps": len(rows) / seconds,
         "p50": percentile(lat, 50), "p90": percentile(lat, 90), "p99": percentile(lat, 99),
         "mean": statistics.fmean(lat) if lat else float("nan"),
+        "ttfb_p50": percentile(ttfb, 50), "ttfb_p90": percentile(ttfb, 90), "ttfb_p99": percentile(ttfb, 99),
     }
 
 
@@ -86,4 +91,19 @@ def wrk_max(url: str, body: str, headers: dict[str, str], seconds: int = 10, con
     return {"rps": requests / seconds, "errors": errors, "p50": p50_us / 1000, "p99": p99_us / 1000}
 
 
-__all__ = ["ROOT", "procs", "machine", "ensure_tools", "hey", "wrk_max", "percentile"]
+def bench_venv(name: str, *requirements: str) -> Path:
+    """A separate virtual environment under .bench-venvs/ (for tools that must not share our venv,
+    like LiteLLM's proxy); created and filled on first use, reused after. Returns its bin folder."""
+    venv = ROOT / ".bench-venvs" / name
+    stamp = venv / f".installed-{'-'.join(sorted(requirements)).replace('/', '_')[:150]}"
+    if not stamp.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        uv = Path(sys.executable).with_name("uv")
+        installer = [str(uv), "pip", "install", "--python", str(venv / "bin/python")] if uv.exists() \
+            else [str(venv / "bin/pip"), "install", "-q"]
+        subprocess.run([*installer, *requirements], check=True)
+        stamp.touch()
+    return venv / "bin"
+
+
+__all__ = ["ROOT", "procs", "machine", "ensure_tools", "hey", "wrk_max", "percentile", "bench_venv"]

@@ -18,10 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 QUICK: list[tuple[str, list[str]]] = [
-    ("gateway overhead", [PY, "benchmarks/gateway_overhead.py", "--seconds", "5", "--rates", "200",
-                          "--connections", "2", "--no-rails"]),
-    ("gateway overhead, default rails on", [PY, "benchmarks/gateway_overhead.py", "--seconds", "5", "--rates", "200",
-                                            "--connections", "2"]),
+    ("gateway overhead: direct, ours (rails off and on), LiteLLM proxy",
+     [PY, "benchmarks/gateway_overhead.py", "--seconds", "5", "--rates", "200"]),
     ("guardrails vs NeMo", [PY, "benchmarks/guardrails_vs_nemo.py", "--iters", "100"]),
     ("prompt registry hot path", [PY, "-m", "prompts.bench"]),
     ("governance hot path", [PY, "-m", "gateway.governance.bench"]),
