@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -47,11 +48,19 @@ def _serve(args: argparse.Namespace) -> int:
         except RuntimeError as err:
             print(f"llmops: {err}", file=sys.stderr)
             return 1
+        triton.supervise(settings.triton.start_timeout_s)  # restarted whenever it exits, until stop()
+        # uvicorn re-raises the SIGTERM it handled once it has shut down; under the default handler
+        # that ends the process before the `finally` below, leaving Triton (its own session) running.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return _run_uvicorn(settings, args)
     finally:
         if triton is not None:
             triton.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""Start and stop the processes of the embedded stack (the local Triton server)."""
+"""Start, watch and stop the processes of the embedded stack (the local Triton server).
+
+`llmops serve` starts Triton, then `supervise()`s it: a watchdog thread restarts it whenever it
+exits (crash, OOM kill, `kill -9`), with exponential backoff, until `stop()`. Meanwhile the
+gateway answers requests for the local model with 503 (or its fallbacks) and `/ready` names the
+model as down; nothing in the gateway needs to be told about the restart.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,15 +30,30 @@ class ManagedProcess:
         self.ready_url = ready_url
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._log_path: Path | None = None
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     def start(self, timeout_s: float, log_path: Path | None = None) -> None:
-        out = open(log_path, "ab") if log_path else None  # noqa: SIM115 (lives as long as the process)
-        self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None,
-            start_new_session=True,
-        )
+        """Spawn the process in its own process group and wait until `ready_url` answers 200."""
+        self._stopping.clear()
+        self._log_path = log_path
+        self._spawn(timeout_s)
+
+    def _spawn(self, timeout_s: float) -> None:
+        log_path = self._log_path
+        out = open(log_path, "ab") if log_path else None  # noqa: SIM115 (the child holds its own copy)
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()  # one handle per restart would otherwise leak
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stopping.is_set():
             if self.proc.poll() is not None:
                 where = f" (see {log_path})" if log_path else ""
                 raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} while starting{where}")
@@ -43,18 +65,71 @@ class ManagedProcess:
             except OSError:
                 pass
             time.sleep(0.25)
-        self.stop()
+        self._kill_group(grace_s=10.0)
+        if self._stopping.is_set():
+            raise RuntimeError(f"{self.name} start abandoned: stopping")
         raise RuntimeError(f"{self.name} was not ready after {timeout_s:.0f}s ({self.ready_url})")
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def supervise(
+        self, timeout_s: float, *, backoff_s: float = 1.0, max_backoff_s: float = 30.0, stable_s: float = 60.0
+    ) -> None:
+        """Restart the process whenever it exits, until `stop()`. The backoff doubles while restarts
+        keep failing or the process keeps dying within `stable_s`, so a crash loop cannot spin."""
+        if self._watchdog is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self._watchdog = threading.Thread(
+            target=self._watch, args=(timeout_s, backoff_s, max_backoff_s, stable_s),
+            name=f"{self.name}-watchdog", daemon=True,
+        )
+        self._watchdog.start()
+
+    def _watch(self, timeout_s: float, backoff_s: float, max_backoff_s: float, stable_s: float) -> None:
+        delay = backoff_s
+        up_since = time.monotonic()
+        while not self._stopping.wait(0.5):
+            proc = self.proc
+            if proc is None or proc.poll() is None:
+                continue
+            if time.monotonic() - up_since >= stable_s:
+                delay = backoff_s
+            log.error("%s is not running (exit code %s); restarting in %.0fs", self.name, proc.returncode, delay)
+            # Its children (tritonserver, the Python backend stubs) may outlive the leader and hold the ports.
+            self._kill_group(grace_s=0)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, max_backoff_s)
+            try:
+                self._spawn(timeout_s)
+            except RuntimeError as err:
+                log.error("%s restart failed: %s", self.name, err)
+                continue  # the dead process is seen again on the next turn, after the longer delay
+            self.restarts += 1
+            up_since = time.monotonic()
+            log.warning("%s restarted (restart %d)", self.name, self.restarts)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join()  # returns within a readiness poll: start() checks `_stopping`
+            self._watchdog = None
+        self._kill_group(grace_s)
+
+    def _kill_group(self, grace_s: float) -> None:
+        """SIGTERM the process group (SIGKILL after `grace_s`); also reaps a group whose leader died."""
+        proc = self.proc
+        if proc is None:
+            return
         try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            if proc.poll() is None and grace_s > 0:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    pass
+            os.killpg(proc.pid, signal.SIGKILL)  # the leader's pid stays the group id while members live
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+        proc.wait()
 
 
 def triton_process(settings: Settings) -> ManagedProcess:

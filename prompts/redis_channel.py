@@ -33,9 +33,9 @@ class RedisInvalidation:
     def publish(self, name: str) -> None:
         try:
             self._client.publish(self._channel, json.dumps({"name": name}))
-        except redis.RedisError:
+        except redis.RedisError as e:
             # The DB generation bump already happened; pollers will catch up.
-            log.warning("prompt registry: Redis publish failed", exc_info=True)
+            log.warning("prompt registry: Redis publish failed (%s); pollers will catch up", e)
 
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
@@ -57,9 +57,10 @@ class RedisInvalidation:
                         backoff = 0.1
                     elif message["type"] == "message":
                         self._on_message(_parse_name(message["data"]))
-            except redis.RedisError:
+            except redis.RedisError as e:
+                if backoff == 0.1:  # once per outage, not once per retry
+                    log.warning("prompt registry: Redis subscription lost (%s); retrying with backoff", e)
                 self._ready.clear()
-                log.warning("prompt registry: Redis subscription lost; retrying", exc_info=True)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:

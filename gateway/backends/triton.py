@@ -159,6 +159,26 @@ async def _with_deadline(it: AsyncIterator[Any], deadline: float) -> AsyncIterat
         yield item
 
 
+def _channel_args() -> list[tuple[str, int | bool]]:
+    """tritonclient's defaults plus a short reconnect backoff. gRPC's own backs off to 120 s, so
+    after Triton restarts (the supervisor's watchdog) the channel would stay down for minutes."""
+    from tritonclient.grpc import KeepAliveOptions
+    from tritonclient.grpc.aio import MAX_GRPC_MESSAGE_SIZE
+
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
 class _Piece:
     """One response of the server, protocol-neutral."""
 
@@ -341,7 +361,7 @@ class TritonChatBackend:
         if client is None:
             import tritonclient.grpc.aio as grpcclient
 
-            client = grpcclient.InferenceServerClient(self.url)
+            client = grpcclient.InferenceServerClient(self.url, channel_args=_channel_args())
             self._clients[loop] = client
         return client
 

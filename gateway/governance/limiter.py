@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -213,6 +213,7 @@ class Limiter(ABC):
         self._subjects: dict[tuple[str, str, str | None, Limits], tuple[Subject, ...]] = {}
         self._plans: dict[Subject, SubjectPlan] = {}
         self._plans_window = -1
+        self._seeder: Callable[[], Awaitable[None]] | None = None
 
     def subjects(self, principal: Principal) -> tuple[Subject, ...]:
         own, team = limits_of(principal), team_of(principal)
@@ -304,8 +305,17 @@ class Limiter(ABC):
             plan = self.plan(subjects, tokens=0, cost_nano=0)
             await self._adjust_quietly(self._corrections(plan, tokens, to_nano(cost), fresh=True))
 
+    def on_reseed(self, seeder: Callable[[], Awaitable[None]]) -> None:
+        """Register what seeds every budget (`seed` per subject); a shared store that lost its
+        counters calls it before admitting again."""
+        self._seeder = seeder
+
+    async def reseed(self) -> None:
+        if self._seeder is not None:
+            await self._seeder()
+
     async def seed(self, subject: Subject, spent_nano: int) -> None:
-        """Start the current period's budget counter at `spent_nano` unless it already exists."""
+        """Raise the current period's budget counter to `spent_nano` (never lowers it)."""
         sp = self.plan([subject], tokens=0, cost_nano=0).subjects[0]
         if sp.budget.limit >= 0 and spent_nano > 0:
             await self._seed(sp.budget, spent_nano)
@@ -346,6 +356,10 @@ class Limiter(ABC):
 
     @abstractmethod
     async def _seed(self, counter: Counter, value: int) -> None: ...
+
+    async def ready(self) -> bool:
+        """Whether the counter store answers (for `/ready`); the in-process one always does."""
+        return True
 
     async def aclose(self) -> None:
         return None

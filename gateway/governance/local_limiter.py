@@ -56,8 +56,9 @@ class LocalLimiter(Limiter):
     async def _seed(self, counter: Counter, value: int) -> None:
         now = self._clock()
         with self._lock:
-            if self._read(counter.name, now) == 0:
-                self._add(counter.name, value, counter.ttl_s, now)
+            current = self._read(counter.name, now)
+            if value > current:  # raise, never lower (as the Redis store does)
+                self._add(counter.name, value - current, counter.ttl_s, now)
 
     async def value(self, name: str) -> int:
         """A counter's current value (for tests and diagnostics)."""

@@ -1,5 +1,9 @@
 """Counters in Redis, shared by every replica; each check is one EVALSHA of an atomic script.
 
+Budgets outlive Redis: a marker key says the counters were seeded from the usage table. A Redis
+that restarted empty has no marker, so the next check returns -1 and the limiter seeds budgets
+again (through the callback the gateway registers) before admitting anything.
+
 Replicas compute windows from their own clocks (NTP-synced clocks keep minute windows aligned)
 and pass counter names in, so the scripts stay small and the same rule runs in `limiter.decide`.
 All keys of one check must live on one Redis node: with Redis Cluster, put a hash tag in
@@ -8,7 +12,9 @@ All keys of one check must live on one Redis node: with Redis Cluster, put a has
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -22,9 +28,10 @@ log = logging.getLogger(__name__)
 
 KINDS = {1: "requests", 2: "tokens", 3: "budget"}
 
-# KEYS: per subject (requests, tokens, budget). ARGV: n, tokens, cost, then per subject
-# (requests limit, tokens limit, budget limit, window ttl, budget ttl); -1 = uncapped / no ttl.
+# KEYS: per subject (requests, tokens, budget), then the seeded marker. ARGV: n, tokens, cost, then
+# per subject (requests limit, tokens limit, budget limit, window ttl, budget ttl); -1 = uncapped / no ttl.
 ACQUIRE = """
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then return {-1} end
 local n, tokens, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local seen = {}
 for i = 1, n do
@@ -72,6 +79,16 @@ end
 return 1
 """
 
+# KEYS: one counter. ARGV: value, ttl. Raises the counter to at least `value`, never lowers it:
+# replicas may seed concurrently, and requests admitted meanwhile are already counted.
+SEED = """
+local v, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if v > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  if ttl > 0 then redis.call('SET', KEYS[1], v, 'EX', ttl) else redis.call('SET', KEYS[1], v) end
+end
+return 1
+"""
+
 
 class RedisLimiter(Limiter):
     def __init__(
@@ -82,8 +99,12 @@ class RedisLimiter(Limiter):
         self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._prefix = prefix.rstrip(":") + ":"
         self._fail_open = fail_open
+        self._warned_at = -math.inf
         self._acquire = self._redis.register_script(ACQUIRE)
         self._adjust_script = self._redis.register_script(ADJUST)
+        self._seed_script = self._redis.register_script(SEED)
+        self._marker = self._prefix + "seeded"
+        self._restoring = asyncio.Lock()
 
     def key(self, name: str) -> str:
         return self._prefix + name
@@ -94,18 +115,48 @@ class RedisLimiter(Limiter):
         for sp in plan.subjects:
             keys += [self.key(sp.requests.name), self.key(sp.tokens.name), self.key(sp.budget.name)]
             args += [sp.requests.limit, sp.tokens.limit, sp.budget.limit, sp.requests.ttl_s, sp.budget.ttl_s]
+        keys.append(self._marker)
         try:
             reply = await self._acquire(keys=keys, args=args)
+            if int(reply[0]) == -1:
+                await self._restore()
+                reply = await self._acquire(keys=keys, args=args)
         except RedisError as exc:
-            if self._fail_open:
-                log.warning("limits: Redis unavailable, admitting without limits (fail-open): %s", exc)
-                return Outcome(True, tuple((0, 0, 0) for _ in plan.subjects))
-            raise errors.ServiceUnavailable("Rate limiting is unavailable; try again shortly.") from exc
+            return self._unavailable(plan, exc)
         values = [int(v) for v in reply]
         if values[0] == 0:
             return Outcome(False, ((values[3], values[4], values[5]),), values[1], KINDS[values[2]])  # type: ignore[arg-type]
         counts = tuple((values[i], values[i + 1], values[i + 2]) for i in range(3, len(values), 3))
         return Outcome(True, counts)
+
+    async def _restore(self) -> None:
+        """Seed budgets after Redis lost its data (or on first use), once per replica at a time."""
+        async with self._restoring:
+            if await self._redis.exists(self._marker):
+                return
+            log.warning("limits: Redis has no budget counters (first use, or it restarted empty); seeding them")
+            try:
+                await self.reseed()
+            except RedisError:
+                raise
+            except Exception as exc:  # the usage table is unreachable: as unavailable as Redis itself
+                raise RedisError(f"seeding budget counters failed: {exc}") from exc
+            await self._redis.set(self._marker, 1)
+
+    def _unavailable(self, plan: Plan, exc: RedisError) -> Outcome:
+        """Redis is down: admit without limits (fail-open) or refuse with 503 (the default).
+        Each call retries Redis, so the limiter recovers as soon as it answers again."""
+        now = time.monotonic()
+        if now - self._warned_at >= 10.0:  # one line per outage-ish, not one per request
+            self._warned_at = now
+            mode = "admitting without limits (fail-open)" if self._fail_open else "refusing limited requests"
+            log.warning("limits: Redis unavailable, %s: %s", mode, exc)
+        if self._fail_open:
+            return Outcome(True, tuple((0, 0, 0) for _ in plan.subjects))
+        raise errors.ServiceUnavailable(
+            "Rate limiting is unavailable, so requests under a rate limit or budget are refused; try again shortly.",
+            code="rate_limiter_unavailable", headers={"retry-after": "1"},
+        )
 
     async def _adjust(self, changes: Sequence[Change]) -> None:
         args: list[int] = []
@@ -114,13 +165,18 @@ class RedisLimiter(Limiter):
         await self._adjust_script(keys=[self.key(name) for name, _, _ in changes], args=args)
 
     async def _seed(self, counter: Counter, value: int) -> None:
-        ttl = counter.ttl_s if counter.ttl_s > 0 else None
-        await self._redis.set(self.key(counter.name), value, nx=True, ex=ttl)
+        await self._seed_script(keys=[self.key(counter.name)], args=[value, counter.ttl_s])
 
     async def value(self, name: str) -> int:
         """A counter's current value (for tests and diagnostics)."""
         found = await self._redis.get(self.key(name))
         return int(found or 0)
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from gateway.governance.tracing import Tracing
 from gateway.governance.windows import day_key, period_start
 from prompts.db import create_engine
 from prompts.rows import now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,7 +92,21 @@ class Governance:
         return cls(settings, engine, keys, limiter, requests, AuditLog(engine), metrics, tracing, prices)
 
     async def start(self) -> None:
-        """Carry budgets over a restart: seed this period's counters from the usage table."""
+        """Carry budgets over a restart: seed this period's counters from the usage table.
+
+        With Redis the limiter also seeds whenever it finds Redis emptied (restarted without
+        persistence), so a Redis that is down now only delays seeding to its return."""
+        self.limiter.on_reseed(self._seed_budgets)
+        try:
+            await self._seed_budgets()
+        except Exception as exc:
+            if not self.settings.redis_url:
+                raise
+            log.warning("budgets not seeded at start-up (%s); they will be once Redis answers", exc)
+
+    async def _seed_budgets(self) -> None:
+        # Spend this replica acknowledged may still be queued for the usage table: write it first.
+        await asyncio.to_thread(self.requests.flush, 10.0)
         for subject, spent in await asyncio.to_thread(self._spent_this_period):
             await self.limiter.seed(subject, spent)
 

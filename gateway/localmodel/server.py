@@ -350,8 +350,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM us when the process that started us dies, even by SIGKILL: an orphaned
+    Triton would keep the ports and block the next `llmops serve` from starting its own."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent was already gone before the request took effect
+        raise SystemExit("parent process exited while Triton was starting")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _die_with_parent()
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

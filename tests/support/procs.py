@@ -68,3 +68,59 @@ def start_gateway(config: Path, tmp: Path, env: dict[str, str], extra: list[str]
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/health", proc, 180, log)
     return proc, url
+
+
+def start_gateway_managed(config: Path, tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`llmops serve` as in production: it starts (and supervises) its own Triton first."""
+    port = free_port()
+    log = tmp / f"gateway-managed-{port}.log"
+    argv = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(port)]
+    proc = spawn(argv, log, env)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/health", proc, 600, log)  # Triton loads the model before the gateway binds
+    return proc, url
+
+
+def pids_with_args(*args: str) -> list[int]:
+    """Processes whose command line contains every one of `args` as a whole argument."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # exited meanwhile, or not ours to read
+        if all(a in argv for a in args):
+            found.append(int(entry.name))
+    return found
+
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+def start_redis(port: int, tmp: Path) -> subprocess.Popen[bytes]:
+    """A private, throwaway redis-server (no persistence) that a test may kill and restart."""
+    import redis
+
+    if not REDIS_SERVER.exists():
+        raise RuntimeError(f"{REDIS_SERVER} is missing (apt-get install redis-server)")
+    log = tmp / f"redis-{port}.log"
+    argv = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(tmp)]
+    proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {proc.returncode}; log:\n{log.read_text()[-2000:]}")
+            try:
+                if client.ping():
+                    return proc
+            except redis.RedisError:
+                time.sleep(0.1)
+    finally:
+        client.close()
+    proc.kill()
+    raise RuntimeError(f"redis-server on port {port} did not answer within 30s")
