@@ -91,7 +91,7 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
     det = tr.fit(split["train"] + extra, cfg, cand, spec.seed)
     det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
     det = InjectionDetector.load(job_dir / ".candidate.npz")
-    det.threshold = ev.choose_threshold(split["dev"], ev.score_all(det, split["dev"]), tr.MAX_FPR)
+    det.threshold = ev.calibrate(det, split["dev"], tr.MAX_FPR)
     check()
     test = ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
     worse = regressions(baseline["test"], test, settings.tolerance)

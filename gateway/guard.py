@@ -1,7 +1,8 @@
 """The gateway's side of the guardrails: resolve the policy, screen input, guard the output.
 
 Input: every untrusted turn is screened before any model is called; a block is a 400 with
-`code: content_policy_violation` naming the rail. Output: a non-streamed answer is screened whole;
+`code: content_policy_violation` naming the rail, or, under a policy with `on_block: refusal`, a
+refusal the pipeline answers as a normal reply (`Guard.refusal`). Output: a non-streamed answer is screened whole;
 a stream is released in windows only after the rails passed on them, and a hit ends it with
 `finish_reason: "content_filter"`. Masked values are restored in the answer for the same caller
 (the vault lives only as long as the request).
@@ -23,9 +24,6 @@ from guardrails.rails import RailContext
 from guardrails.stream_screen import StreamScreen
 from guardrails.verdict import Verdict
 
-# garak and similar scanners recognise a refusal by phrases like this one.
-BLOCK_MESSAGE = "I'm sorry, but I can't help with that: the request was blocked by the '{rail}' guardrail."
-
 
 @dataclass
 class Guard:
@@ -33,6 +31,7 @@ class Guard:
     ctx: RailContext = field(default_factory=lambda: RailContext(stage="input"))
     verdicts: list[Verdict] = field(default_factory=list)
     action: str = "pass"
+    refusal: str | None = None  # a blocked input's answer, when the policy refuses instead of erroring
 
     @property
     def screens_output(self) -> bool:
@@ -60,7 +59,11 @@ async def screen_input(rails: Guardrails, guard: Guard, messages: list[dict[str,
     guard.verdicts.extend(screen.verdicts)
     guard.action = screen.action
     if screen.blocked_by:
-        raise errors.ContentPolicyViolation(BLOCK_MESSAGE.format(rail=screen.blocked_by), param="messages")
+        text = guard.policy.settings.block_text(screen.blocked_by)
+        if guard.policy.settings.on_block == "error":
+            raise errors.ContentPolicyViolation(text, param="messages")
+        guard.refusal = text  # the caller answers with it and calls no model
+        return messages
     guard.ctx.history = [m for m in screened if m.get("role") == "user"][-1:]
     if guard.policy.uses_canary:
         screened = _add_canary(guard, screened)
@@ -75,7 +78,9 @@ async def screen_generation(rails: Guardrails, guard: Guard, gen: Generation) ->
     guard.verdicts.extend(screen.verdicts)
     if screen.blocked_by:
         guard.action = "block"
-        return replace(gen, text="", finish_reason="content_filter", tool_calls=None)
+        settings = guard.policy.settings
+        text = settings.block_text(screen.blocked_by) if settings.on_block == "refusal" else ""
+        return replace(gen, text=text, finish_reason="content_filter", tool_calls=None)
     if screen.masked:
         guard.action = "mask"
     return replace(gen, text=unmask(text, guard.ctx.vault))

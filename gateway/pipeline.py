@@ -1,7 +1,8 @@
 """The generation request path, top to bottom.
 
     authenticate (router dependency) → model access → resolve prompt → limits (admit)
-    → input rails → retrieval (+ retrieval rails) → build the request
+    → input rails (a block: 400, or a refusal reply under `on_block: refusal`)
+    → retrieval (+ retrieval rails) → build the request
     → model call (routing: retries, fallbacks) → output rails (whole answer, or streamed windows)
     → respond → settle, log, metrics
 
@@ -12,6 +13,7 @@ metrics, traces: gateway/governance/), `guard.*` (guardrails/), `retrieval.augme
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from gateway import errors, guard, retrieval
 from gateway.auth import Principal, check_model_access
-from gateway.backends.base import GenerationRequest
+from gateway.backends.base import Delta, Generation, GenerationRequest, Usage
 from gateway.exchange import Exchange, estimate_tokens
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, RetrievalOptions
 from gateway.services import Services
@@ -142,6 +144,8 @@ async def _chat(svc: Services, ex: Exchange, body: ChatCompletionRequest) -> Res
     ex.verdicts = rails.verdicts
     ex.messages = call.messages
     messages = await guard.screen_input(svc.guardrails, rails, call.messages)
+    if rails.refusal is not None:
+        return _refuse(ex, body, rails.refusal, call.headers, chat=True)
     cited: list[dict[str, Any]] | None = None
     if body.retrieval is not None:
         alias = svc.settings.rag_route(ex.model)
@@ -176,6 +180,8 @@ async def _completion(svc: Services, ex: Exchange, body: CompletionRequest) -> R
     ex.verdicts = rails.verdicts
     ex.messages = turn
     screened = await guard.screen_input(svc.guardrails, rails, turn)
+    if rails.refusal is not None:
+        return _refuse(ex, body, rails.refusal, {}, chat=False)
     request = GenerationRequest(
         model=body.model,
         prompt=screened[0]["content"],
@@ -217,4 +223,25 @@ async def _generate(
     gen = await guard.screen_generation(svc.guardrails, rails, gen)
     ex.answer = gen.text
     payload = chat_response(cid, model, gen, extra) if chat else completion_response(cid, model, gen)
+    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+
+
+def _refuse(
+    ex: Exchange, body: ChatCompletionRequest | CompletionRequest, text: str, headers: dict[str, str], *, chat: bool
+) -> Response:
+    """Answer a blocked input with the policy's refusal, as JSON or as a stream; no model is called."""
+    cid = new_id("chatcmpl" if chat else "cmpl")
+    headers = {**headers, **ex.headers}
+    gen = Generation(text=text, finish_reason="content_filter", usage=Usage(0, 0))
+    if body.stream:
+        async def once() -> AsyncIterator[Delta]:
+            yield Delta(text=text)
+            yield Delta(finish_reason=gen.finish_reason, usage=gen.usage)
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = ChunkWriter(cid, body.model, chat=chat, include_usage=include_usage)
+        sse = ex.close_stream(relay(writer, ex.watch(once())))
+        return StreamingResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+    ex.usage, ex.answer = gen.usage, text
+    payload = chat_response(cid, body.model, gen) if chat else completion_response(cid, body.model, gen)
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)

@@ -21,6 +21,8 @@ from guardrails.rails import Rail, RailContext, Resources, build
 from guardrails.verdict import Verdict
 
 log = logging.getLogger("guardrails")
+# Message roles whose content is data returned to the model (screened in document mode).
+DOCUMENT_ROLES = frozenset({"tool", "function"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,11 @@ class Guardrails:
             if message.get("role") not in untrusted or not isinstance(content, str) or not content:
                 out.append(message)
                 continue
-            new = await run_rails(policy.input, content, ctx, screen)
+            ctx.document = message.get("role") in DOCUMENT_ROLES
+            try:
+                new = await run_rails(policy.input, content, ctx, screen)
+            finally:
+                ctx.document = False
             if screen.blocked_by:
                 return screen, messages
             out.append({**message, "content": new} if new != content else message)

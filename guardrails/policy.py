@@ -18,6 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RailAction = Literal["block", "mask", "log"]
+# The text of a block; `{rail}` becomes the blocking rail's name. Scanners such as garak recognise a
+# refusal by phrases like its opening, so a refusal answer is scored as the model declining.
+BLOCK_MESSAGE = "I'm sorry, but I can't help with that: the request was blocked by the '{rail}' guardrail."
 
 
 class _Strict(BaseModel):
@@ -44,6 +47,19 @@ class PolicySettings(_Strict):
         default_factory=lambda: ["user", "tool", "function"],
         description="Message roles screened as untrusted input (every turn, not just the last).",
     )
+    on_block: Literal["error", "refusal"] = Field(
+        "error",
+        description="A blocked input is answered with HTTP 400 `content_policy_violation` (error), or as a normal "
+        "assistant reply holding `block_message` with finish_reason content_filter, no model called (refusal). "
+        "With refusal, a blocked non-streamed answer also carries `block_message` instead of nothing.",
+    )
+    block_message: str = Field(
+        BLOCK_MESSAGE, min_length=1, description="The block's text (error message or refusal); `{rail}` is the rail."
+    )
+
+    def block_text(self, rail: str) -> str:
+        # replace, not format: an operator's message may hold other braces
+        return self.block_message.replace("{rail}", rail)
 
 
 class GuardrailsSettings(_Strict):
@@ -57,7 +73,7 @@ class GuardrailsSettings(_Strict):
     )
     nemo_dir: str = Field("configs/rails", description="Folder of NeMo Guardrails configs, one per subfolder.")
     injection_model: str = Field(
-        "guardrails/injection/artifacts/injection-v1.npz", description="Prompt-injection detector artifact."
+        "guardrails/injection/artifacts/injection-v2.npz", description="Prompt-injection detector artifact."
     )
 
     @model_validator(mode="after")

@@ -31,6 +31,10 @@ class RailContext:
     system_prompt: str = ""
     canary: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)  # for NeMo output rails
+    # The text being screened is data the assistant reads (a tool/function result), not a
+    # message someone wrote; the retrieval stage always is. The injection rail then also looks
+    # for requests addressed to the assistant inside it (document mode).
+    document: bool = False
 
 
 class Rail(Protocol):
@@ -100,7 +104,7 @@ class InjectionRail:
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
-        score = float(self.detector.score(text))
+        score = float(self.detector.score(text, document=ctx.document or ctx.stage == "retrieval"))
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
         return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]

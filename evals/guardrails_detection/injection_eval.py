@@ -40,7 +40,10 @@ def evaluate(artifact: Path = DEFAULT_ARTIFACT) -> dict[str, Any]:
         "threshold": detector.threshold,
         "data_fingerprint": fingerprint,
         "fingerprint_matches_artifact": fingerprint == meta.get("trained_on"),
-        "test": ev.rates(test, ev.score_all(detector, test), detector.threshold),
+        # Documents in document mode (retrieval chunks, tool results), everything else as prompts;
+        # plus the long documents once more as if a user had pasted them (prompt mode).
+        "test": ev.rates(test, ev.score_all(detector, test), detector.threshold)
+        | ev.prompt_mode_row(detector, test, detector.threshold),
         "informational": ev.rates(info, ev.score_all(detector, info), detector.threshold),
     }
 
@@ -50,7 +53,7 @@ def format_tables(result: dict[str, Any]) -> str:
         [
             ev.format_rates(
                 f"Injection detector {result['artifact']} on TEST split (threshold {result['threshold']:.3f}, "
-                "tuned on dev for <=2% FPR on long and on short benign)",
+                "tuned on dev for <=2% FPR on long benign, as documents and as prompts, and on short benign)",
                 result["test"],
             ),
             ev.format_rates(

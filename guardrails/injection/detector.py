@@ -4,6 +4,10 @@ Loads a small ``.npz`` artifact (weights + config, no pickle, no scikit-learn) a
 text with a numpy dot product. Long inputs are also scored in overlapping windows and the
 maximum is taken, so a short instruction planted in a long retrieved document is not
 diluted by the surrounding benign text.
+
+Document mode (``document=True``, for retrieved chunks and tool results) adds a second linear
+model over each sentence of the text (see ``document``): a request addressed to the assistant
+inside data is an injection there even when the same words are a fine user prompt.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from guardrails.injection.document import document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
 from guardrails.injection.rules import rule_hits, rule_names
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v1.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v2.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
+FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
@@ -46,9 +52,14 @@ class InjectionDetector:
         window: WindowConfig,
         version: str = "dev",
         max_chars: int = 50_000,
+        doc_weights: npt.NDArray[np.float32] | None = None,
+        doc_bias: float = 0.0,
+        doc_prompt_offset: float = 0.0,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
+        if doc_weights is not None and doc_weights.shape != (n_doc_features(features),):
+            raise ValueError(f"doc_weights shape {doc_weights.shape} != ({n_doc_features(features)},)")
         self.weights = weights.astype(np.float32, copy=False)
         self.bias = float(bias)
         self.threshold = float(threshold)
@@ -57,11 +68,16 @@ class InjectionDetector:
         self.version = version
         # Bounded work per call: beyond this we score head and tail windows only (see score).
         self.max_chars = max_chars
+        self.doc_weights = None if doc_weights is None else doc_weights.astype(np.float32, copy=False)
+        self.doc_bias = float(doc_bias)
+        # Added to the prompt model's logits in document mode: documents get their own share of
+        # the false-positive budget (tuned on dev), the prompt path keeps the plain threshold.
+        self.doc_prompt_offset = float(doc_prompt_offset)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
         meta = {
-            "format": FORMAT,
+            "format": FORMAT if self.doc_weights is None else FORMAT_DOC,
             "version": self.version,
             "bias": self.bias,
             "threshold": self.threshold,
@@ -70,17 +86,22 @@ class InjectionDetector:
             "max_chars": self.max_chars,
             **(extra_meta or {}),
         }
+        arrays = {"weights": self.weights.astype(np.float16)}
+        if self.doc_weights is not None:
+            meta |= {"doc_bias": self.doc_bias, "doc_prompt_offset": self.doc_prompt_offset}
+            arrays["doc_weights"] = self.doc_weights.astype(np.float16)
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
-        np.savez_compressed(path, weights=self.weights.astype(np.float16), meta=np.array(json.dumps(meta)))
+        np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_ARTIFACT) -> InjectionDetector:
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             weights = z["weights"].astype(np.float32)
-        if meta.get("format") != FORMAT:
+            doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
+        if meta.get("format") not in (FORMAT, FORMAT_DOC):
             raise ValueError(f"unsupported artifact format {meta.get('format')!r}")
         return cls(
             weights,
@@ -90,6 +111,9 @@ class InjectionDetector:
             WindowConfig(**meta["window"]),
             meta["version"],
             meta.get("max_chars", 50_000),
+            doc_weights,
+            meta.get("doc_bias", 0.0),
+            meta.get("doc_prompt_offset", 0.0),
         )
 
     # ------------------------------------------------------------------ scoring
@@ -117,14 +141,33 @@ class InjectionDetector:
         w = self.weights
         return [float(np.dot(vals, w[idx])) + self.bias for idx, vals in feats]
 
-    def score(self, text: str) -> float:
+    def document_logits(self, text: str) -> list[float]:
+        """Logit of each sentence/line segment under the document model (empty without one)."""
+        if self.doc_weights is None:
+            return []
+        return document_matrix(self._bounded(text), self.features).logits(self.doc_weights, self.doc_bias).tolist()
+
+    def logit_parts(self, text: str) -> tuple[float, float]:
+        """(max prompt-model logit, max document-model logit); -inf where there is nothing to score."""
+        if not text.strip():
+            return -math.inf, -math.inf
+        return max(self.segment_logits(text)), max(self.document_logits(text), default=-math.inf)
+
+    def score(self, text: str, document: bool = False) -> float:
+        """P(injection). ``document``: the text is untrusted data (retrieved chunk, tool result),
+        not a message the user wrote, so requests addressed to the assistant inside it count."""
         if not text.strip():
             return 0.0
-        return _sigmoid(max(self.segment_logits(text)))
+        if not document or self.doc_weights is None:
+            return sigmoid(max(self.segment_logits(text)))
+        prompt, doc = self.logit_parts(text)
+        return sigmoid(max(prompt + self.doc_prompt_offset, doc))
 
-    def check(self, text: str, action: Action = "block", rail: str = "prompt_injection") -> Verdict:
+    def check(
+        self, text: str, action: Action = "block", rail: str = "prompt_injection", document: bool = False
+    ) -> Verdict:
         t0 = time.perf_counter()
-        s = self.score(text)
+        s = self.score(text, document)
         latency_ms = (time.perf_counter() - t0) * 1000.0
         hit = s >= self.threshold
         detail = f"score={s:.3f} threshold={self.threshold:.3f} model={self.version}"

