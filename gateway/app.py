@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,7 @@ from gateway.backends.registry import build_router
 from gateway.config import ROOT, Settings
 from gateway.governance.settings import GovernanceSettings
 from gateway.governance.state import Governance
-from gateway.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from gateway.middleware import BodyLimitMiddleware, BodyTimeoutMiddleware, RequestIdMiddleware
 from gateway.routing import Router
 from gateway.services import Services
 from gateway.tokens import use_offline_tiktoken
@@ -167,6 +168,11 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
         app.state.rag = rag
         if rag is not None:
             await rag.start()  # never raises: a store that is down answers 503 per request
+        # Start-up leaves ~650k long-lived objects (NeMo, torch, transformers); a full collection
+        # over them stalled every request in flight for 1.6 s on a loaded 2-core machine (~1 ms
+        # once frozen; BENCHMARKS.md). Objects made per request are still collected as usual.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -183,5 +189,6 @@ def create_app(settings: Settings, *, insecure: bool = False) -> FastAPI:
     app.include_router(metrics.public_router if settings.governance.metrics_public else metrics.router)
     finetune_api.mount(app, settings, settings.finetune)  # files, fine-tuning jobs, feedback
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.server.body_timeout_s)  # wraps BodyLimit's own reads
     app.add_middleware(RequestIdMiddleware)
     return app

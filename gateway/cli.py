@@ -83,6 +83,7 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=int(settings.server.keepalive_s),
     )
     uvicorn.Server(config).run()
     return 0

@@ -40,6 +40,14 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="The whole request body must arrive this many seconds after the headers "
+        "(408 otherwise), so a client that trickles its body cannot hold a request open.",
+    )
+    keepalive_s: float = Field(
+        75.0, gt=0, description="Idle keep-alive connections close after this. Longer than clients' own "
+        "pool expiry (httpx/openai: 5 s), so a client never reuses a connection the gateway is closing.",
+    )
     max_messages: int = Field(2048, ge=1, description="More messages in one chat get 400.")
     max_tokens_limit: int = Field(32768, ge=1, description="Upper bound accepted for max_tokens.")
 

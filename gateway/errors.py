@@ -7,6 +7,7 @@
     ├── AuthenticationError           401 authentication_error
     ├── PermissionDenied              403 permission_error
     ├── NotFound                      404 not_found_error (code=model_not_found for models)
+    ├── RequestTimeout                408 invalid_request_error (the body did not arrive in time)
     ├── Conflict                      409 conflict_error
     ├── RateLimited                   429 rate_limit_error (+ Retry-After)
     ├── UpstreamError                 502 upstream_error   (a provider answered badly)
@@ -99,6 +100,12 @@ def model_not_found(model: str) -> ModelNotFound:
     return ModelNotFound(f"The model '{model}' does not exist or you do not have access to it.", param="model")
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class Conflict(GatewayError):
     status = 409
     type = "conflict_error"
@@ -158,6 +165,7 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
     401: AuthenticationError,
     403: PermissionDenied,
     404: NotFound,
+    408: RequestTimeout,
     409: Conflict,
     429: RateLimited,
     502: UpstreamError,

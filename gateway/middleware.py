@@ -1,9 +1,13 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids and the body size limit."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids, the body read deadline
+and the body size limit."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
+
+from starlette.exceptions import HTTPException
 
 from gateway import errors
 
@@ -95,10 +99,77 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         err = errors.InvalidRequest(f"Request body exceeds {self.max_bytes} bytes.", code="request_too_large")
-        body = err.json()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        })
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, 413, err)
+
+
+async def _send_error(send: Send, status: int, err: errors.GatewayError) -> None:
+    body = err.json()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTimeout(HTTPException):
+    """Raised from `receive` when the body is late. An HTTPException because FastAPI re-raises
+    those from its body parsing (anything else it turns into a generic 400)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(408, f"The request body did not arrive within {timeout_s:g} seconds.")
+
+
+class BodyTimeoutMiddleware:
+    """408 in OpenAI's error shape when the whole body has not arrived `timeout_s` after the headers.
+
+    A client that trickles its body (slowloris) would otherwise hold a request task, its buffers
+    and a connection for as long as it likes: uvicorn bounds idle keep-alive connections, not a
+    body in progress. The deadline covers the body only; once it is complete, `receive` (which a
+    streaming response uses to hear the client leave) waits without one. The 408 closes the
+    connection, so the rest of a trickled body is never read.
+    """
+
+    def __init__(self, app: Any, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        body_done = False
+        timed_out = False
+        started = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done, timed_out
+            if body_done:
+                return dict(await receive())
+            try:
+                async with asyncio.timeout_at(deadline):  # in this task: no task per body chunk
+                    message = dict(await receive())
+            except TimeoutError:
+                timed_out = True
+                raise BodyTimeout(self.timeout_s) from None
+            if message["type"] != "http.request" or not message.get("more_body"):
+                body_done = True
+            return message
+
+        async def send_closing(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if timed_out:
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, send_closing)
+        except BodyTimeout as exc:
+            # Raised outside the app's exception handlers (BodyLimitMiddleware reads first).
+            if started:
+                raise
+            await _send_error(send_closing, 408, errors.RequestTimeout(str(exc.detail)))

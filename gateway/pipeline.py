@@ -26,7 +26,7 @@ from gateway.backends.base import Delta, Generation, GenerationRequest, Usage
 from gateway.exchange import Exchange, estimate_tokens
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, RetrievalOptions
 from gateway.services import Services
-from gateway.sse import ChunkWriter, chat_response, completion_response, new_id, relay
+from gateway.sse import ChunkWriter, EventStreamResponse, chat_response, completion_response, new_id, relay
 from prompts.models import PromptRef
 
 # Parameters we map ourselves; everything else the client sent is passed through untouched.
@@ -217,7 +217,7 @@ async def _generate(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage, final=extra)
         sse = ex.close_stream(relay(writer, ex.watch(deltas)))
-        return StreamingResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
     gen, model = await svc.router.complete(request)
     ex.usage = gen.usage
     gen = await guard.screen_generation(svc.guardrails, rails, gen)
@@ -241,7 +241,7 @@ def _refuse(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, body.model, chat=chat, include_usage=include_usage)
         sse = ex.close_stream(relay(writer, ex.watch(once())))
-        return StreamingResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
     ex.usage, ex.answer = gen.usage, text
     payload = chat_response(cid, body.model, gen) if chat else completion_response(cid, body.model, gen)
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 log = logging.getLogger("gateway.protocol")
+# The largest prompt version a request may name: what an INTEGER column holds in PostgreSQL (and
+# SQLite); a larger number would fail in the database instead of as a 400.
+MAX_PROMPT_VERSION = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Wire(BaseModel):
@@ -20,6 +24,36 @@ class _Wire(BaseModel):
 
     def unknown_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+def _oversized_int(value: Any) -> bool:
+    """Whether an integer outside int64 hides anywhere in a parsed JSON value. Iterative, so that
+    deeply nested input cannot reach the recursion limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not INT64_MIN <= item <= INT64_MAX:
+            return True
+    return False
+
+
+class _Request(_Wire):
+    """A whole generation or embedding request. Unknown fields are passed on to providers as JSON,
+    and orjson (like most providers) refuses integers beyond 64 bits: that is the client's 400 here,
+    not a server error at the upstream call."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _int64(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if _oversized_int(value):
+                    raise ValueError(f"'{key}' holds an integer outside the 64-bit range")
+        return data
 
 
 class TextPart(BaseModel):
@@ -61,7 +95,7 @@ class PromptReference(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     label: str | None = None
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_PROMPT_VERSION)
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -74,7 +108,7 @@ class RetrievalOptions(BaseModel):
     filter: str | None = None
 
 
-class ChatCompletionRequest(_Wire):
+class ChatCompletionRequest(_Request):
     messages: list[ChatMessage] = Field(default_factory=list, description="May be empty with `prompt`.")
     model: str = Field(min_length=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -110,7 +144,7 @@ class ChatCompletionRequest(_Wire):
         return v
 
 
-class CompletionRequest(_Wire):
+class CompletionRequest(_Request):
     model: str = Field(min_length=1)
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=1)
@@ -126,7 +160,7 @@ class CompletionRequest(_Wire):
     _finite_t = field_validator("temperature", "top_p")(_finite)
 
 
-class EmbeddingRequest(_Wire):
+class EmbeddingRequest(_Request):
     input: str | list[str] | list[int] | list[list[int]]
     model: str = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"

@@ -193,7 +193,10 @@ class Router:
                 yield first
                 while True:
                     try:
-                        delta = await asyncio.wait_for(rest.__anext__(), dep.timeout_s)
+                        # asyncio.timeout, not wait_for: wait_for would run the backend's generator in a
+                        # task of its own, which a client leaving mid-stream does not close (upstream leak).
+                        async with asyncio.timeout(dep.timeout_s):
+                            delta = await rest.__anext__()
                     except StopAsyncIteration:
                         break
                     except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -9,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway.backends.base import Delta, Generation, Usage
 from gateway.errors import GatewayError
@@ -139,3 +142,29 @@ async def relay(writer: ChunkWriter, deltas: AsyncIterator[Delta]) -> AsyncItera
         log.exception("stream %s failed", writer.cid)
         yield error_event(GatewayError("The server had an error while streaming the answer."))
     yield DONE
+
+
+class EventStreamResponse(StreamingResponse):
+    """A streaming response whose body stops, and is closed, as soon as the client leaves.
+
+    Starlette's StreamingResponse cancels its body through an anyio cancel scope; under uvloop we
+    saw a body keep running after its client had gone (uvicorn's `send` returns quietly then), its
+    upstream connection left open and still streaming. Here the body runs in a task of its own,
+    cancelled once when the client disconnects (asyncio's one-shot cancellation, so the body's
+    `finally` blocks, such as writing the request log, run to the end), and is closed explicitly.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self.stream_response(send))
+        gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            pump.cancel()  # nothing when the body has ended
+            await asyncio.wait({pump, gone})
+            closer = getattr(self.body_iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+        if not pump.cancelled() and pump.exception() is not None:
+            raise pump.exception()  # type: ignore[misc]

@@ -19,7 +19,8 @@ CLIENT_KEY = "sk-test-client"
 ADMIN_KEY = "sk-test-admin"
 # Client keys bound to a guardrails policy through guardrails.keys (key id → policy).
 POLICY_KEYS = {"sk-test-strict": "strict", "sk-test-crashy": "crashy", "sk-test-crashy-open": "crashy-open",
-               "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only"}
+               "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only", "sk-test-refusal": "refusal"}
+BODY_TIMEOUT_S = 3.0  # short, so the slow-client drill waits seconds, not the default 30
 MODEL_FILE = procs.ROOT / "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,12 +99,14 @@ def guardrails_config() -> dict[str, object]:
     rails["policies"]["crashy"] = {"input": [{"rail": "crash", "action": "block", "on_error": "block"}]}
     rails["policies"]["crashy-open"] = {"input": [{"rail": "crash", "action": "block", "on_error": "pass"}]}
     rails["policies"]["retrieval-only"] = {"retrieval": [{"rail": "injection", "action": "block"}]}
+    rails["policies"]["refusal"] = {**rails["policies"]["default"], "on_block": "refusal"}
     rails["keys"] = {f"static-{digest(key)[:12]}": policy for key, policy in POLICY_KEYS.items()}
     return rails
 
 
 def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object]:
     return {
+        "server": {"body_timeout_s": BODY_TIMEOUT_S},
         "triton": {"managed": False},
         "auth": {"api_keys": list(POLICY_KEYS)},
         "guardrails": guardrails_config(),
@@ -132,6 +135,7 @@ def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object
             {"name": "fake-echo", "deployments": [fake("echo", fake_url)]},
             {"name": "fake-echo-system", "deployments": [fake("echo-system", fake_url)]},
             {"name": "fake-leak", "deployments": [fake("leak", fake_url)]},
+            {"name": "fake-endless", "deployments": [fake("endless", fake_url)]},
         ],
     }
 

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from gateway import errors
 from gateway.api.deps import admin
 from gateway.auth import Principal
-from gateway.governance.models import KeySpec, Page
+from gateway.governance.models import KeySpec, Page, parse_cursor
 from gateway.governance.records import RequestQuery
 from gateway.governance.state import governance
 from prompts.errors import StorageBusy
@@ -86,6 +86,8 @@ def list_requests(request: Request, principal: Admin, q: Annotated[RequestQuery,
 @router.get("/requests/export")
 def export_requests(request: Request, principal: Admin, q: Annotated[RequestQuery, Query()]) -> StreamingResponse:
     """Every matching record as JSON lines, oldest first (`limit` is ignored)."""
+    if q.cursor is not None:
+        parse_cursor(q.cursor)  # a bad cursor is a 400 now, not an error after the stream has started
     gov = governance(request)
     gov.audit.write(actor=principal.key_id, action="requests.export", detail=q.model_dump(mode="json", exclude_none=True))
     return StreamingResponse(

@@ -33,10 +33,12 @@ from gateway.api.deps import admin, client
 from gateway.auth import Principal
 from gateway.backends.registry import BuildContext, build_backend
 from gateway.config import ROOT, Settings, TritonDeployment
+from gateway.protocol import MAX_PROMPT_VERSION
 from gateway.routing import Deployment, Route, Router
 
 log = logging.getLogger("gateway.finetune")
 router = APIRouter(prefix="/v1/fine_tuning")
+MAX_DATASET_EXAMPLES = 10_000_000
 
 
 def facade(request: Request) -> FineTuning:
@@ -96,6 +98,9 @@ def job_checkpoints(job_id: str, request: Request, after: str | None = Query(Non
 # ------------------------------------------------------------------------------------ the flywheel
 class DatasetRequest(DatasetFilter):
     filename: str = Field("flywheel.jsonl", min_length=1, max_length=256)
+    # Bounded here so that a huge number is a 400, not a database error.
+    prompt_version: int | None = Field(None, ge=1, le=MAX_PROMPT_VERSION)
+    limit: int | None = Field(None, ge=1, le=MAX_DATASET_EXAMPLES, description="At most this many examples.")
 
 
 @router.post("/datasets", status_code=201)

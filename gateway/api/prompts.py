@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import admin
 from gateway.auth import Principal
+from gateway.protocol import MAX_PROMPT_VERSION
 from prompts.registry import PromptRegistry
 
 router = APIRouter(prefix="/v1/prompts")
@@ -26,7 +27,7 @@ class VersionBody(BaseModel):
 
 class LabelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_PROMPT_VERSION)
     reason: str | None = None
 
 
@@ -67,7 +68,9 @@ def get_prompt(name: str, request: Request, _: Principal = Depends(admin)) -> di
 
 
 @router.get("/{name}/versions/{version}")
-def get_version(name: str, version: int, request: Request, _: Principal = Depends(admin)) -> dict[str, Any]:
+def get_version(
+    name: str, request: Request, version: int = Path(ge=1, le=MAX_PROMPT_VERSION), _: Principal = Depends(admin)
+) -> dict[str, Any]:
     return registry(request).get(name, version=version).model_dump(mode="json")
 
 
@@ -95,8 +98,8 @@ def rollback_label(
 def diff(
     name: str,
     request: Request,
-    from_: int = Query(alias="from", ge=1),
-    to: int = Query(ge=1),
+    from_: int = Query(alias="from", ge=1, le=MAX_PROMPT_VERSION),
+    to: int = Query(ge=1, le=MAX_PROMPT_VERSION),
     _: Principal = Depends(admin),
 ) -> dict[str, Any]:
     return registry(request).diff(name, from_, to).model_dump(mode="json")

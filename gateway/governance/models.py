@@ -107,6 +107,7 @@ class Page(BaseModel):
 
 
 def parse_cursor(value: str) -> int:
-    if not value.isdigit():
+    # ASCII only and int64-sized: str.isdigit() also accepts "²" (int() refuses it) and any length.
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise InvalidRequest("Invalid cursor; pass back the next_cursor of the previous page.", param="cursor")
     return int(value)

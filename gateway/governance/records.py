@@ -79,7 +79,7 @@ class RequestQuery(BaseModel):
     key_id: str | None = None
     team: str | None = None
     model: str | None = None
-    status: int | None = None
+    status: int | None = Field(default=None, ge=100, le=599)
     endpoint: str | None = None
     prompt: str | None = Field(default=None, description="Prompt name, or name@version.")
     since: datetime | None = None
@@ -95,7 +95,10 @@ class RequestQuery(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
-        if value is not None and "@" in value and not value.partition("@")[2].isdigit():
+        if value is None or "@" not in value:
+            return value
+        version = value.partition("@")[2]
+        if not (version.isascii() and version.isdigit() and len(version) <= 9):  # int() and the column take it
             raise ValueError("expected a prompt name, or name@<version number>")
         return value
 

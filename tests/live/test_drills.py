@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import time
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, CLIENT_KEY, Gateway
+from tests.conftest import ADMIN_KEY, BODY_TIMEOUT_S, CLIENT_KEY, Gateway
 
 OPEN = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 CLIENT = {"authorization": f"Bearer {CLIENT_KEY}"}
@@ -77,3 +82,148 @@ def test_a_hundred_thousand_messages_is_400(gateway: Gateway) -> None:
     ok = httpx.post(f"{gateway.url}/v1/chat/completions", headers=CLIENT,
                     json={"model": "fake-good", "messages": [{"role": "user", "content": "hi"}]})
     assert ok.status_code == 200
+
+
+# ---------------------------------------------------------------------------------- big bodies
+TWELVE_MB = 12 * 1024 * 1024
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def _chunked(data: bytes) -> Iterator[bytes]:  # no Content-Length: the gateway counts as it reads
+    for i in range(0, len(data), 1 << 20):
+        yield data[i:i + (1 << 20)]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "chat-chunked", "embeddings", "files", "rag-documents"])
+def test_a_twelve_megabyte_body_is_413(gateway: Gateway, endpoint: str) -> None:
+    text = "x" * TWELVE_MB
+    chat = json.dumps({"model": "fake-good", "messages": [{"role": "user", "content": text}]}).encode()
+    url = gateway.url
+    if endpoint == "chat":
+        resp = httpx.post(f"{url}/v1/chat/completions", headers=CLIENT, content=chat, timeout=60)
+    elif endpoint == "chat-chunked":
+        resp = httpx.post(f"{url}/v1/chat/completions", headers=CLIENT, content=_chunked(chat), timeout=60)
+    elif endpoint == "embeddings":
+        resp = httpx.post(f"{url}/v1/embeddings", headers=CLIENT, json={"model": "text-embedding-minilm", "input": text},
+                          timeout=60)
+    elif endpoint == "files":
+        resp = httpx.post(f"{url}/v1/files", headers=CLIENT, data={"purpose": "fine-tune"},
+                          files={"file": ("big.jsonl", text.encode())}, timeout=60)
+    else:
+        resp = httpx.post(f"{url}/v1/rag/documents", headers=ADMIN, timeout=60,
+                          files={"file": ("big.txt", text.encode())}, data={"collection": "fuzz-big"})
+    assert resp.status_code == 413, resp.text[:300]
+    assert resp.json()["error"]["code"] == "request_too_large"
+    assert _hi(gateway).status_code == 200
+
+
+# ---------------------------------------------------------------------------------- slow clients
+def _hi(gateway: Gateway, key: str = CLIENT_KEY) -> httpx.Response:
+    return httpx.post(f"{gateway.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=60,
+                      json={"model": "fake-good", "messages": [{"role": "user", "content": "hi"}]})
+
+
+def _connect(gateway: Gateway, head: str, rcvbuf: int | None = None) -> socket.socket:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect((host, int(port)))
+    sock.sendall(head.encode())
+    return sock
+
+
+def _head(path: str, key: str, framing: str) -> str:
+    length = "transfer-encoding: chunked" if framing == "chunked" else "content-length: 100000"
+    return (f"POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n"
+            f"content-type: application/json\r\n{length}\r\n\r\n")
+
+
+def _piece(data: bytes, framing: str) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if framing == "chunked" else data
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Until the gateway closes; the socket timeout bounds the wait (a hang fails the test)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_stalled_body_gets_408_and_the_gateway_serves_others(gateway: Gateway, framing: str) -> None:
+    sock = _connect(gateway, _head("/v1/chat/completions", CLIENT_KEY, framing))
+    with sock:
+        sock.sendall(_piece(b'{"model": "fake-good", "mess', framing))  # ... and nothing more
+        assert _hi(gateway).status_code == 200  # served while the stalled body holds its request
+        sock.settimeout(BODY_TIMEOUT_S + 60)
+        reply = _read_all(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+    assert b"connection: close" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "request_timeout" and set(error) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_trickled_body_is_cut_off(gateway: Gateway, framing: str) -> None:
+    """A byte every 0.2 s would take hours to finish 100 kB: the gateway must end it long before.
+
+    Answering while the client still sends, the gateway may close with unread bytes in its socket;
+    the kernel then resets the connection and the 408 can be lost on the way. Either ending counts,
+    as long as the connection ends and others are served meanwhile."""
+    sock = _connect(gateway, _head("/v1/chat/completions", CLIENT_KEY, framing))
+    reply = b""
+    ended = False
+    with sock:
+        sock.settimeout(0.2)
+        bound = time.monotonic() + BODY_TIMEOUT_S + 60
+        served = False
+        while time.monotonic() < bound:
+            try:
+                sock.sendall(_piece(b" ", framing))
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                if not served:
+                    served = _hi(gateway).status_code == 200
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                ended = True
+                break
+            reply += chunk
+            if not chunk:
+                ended = True
+                break
+    assert ended, "the gateway kept reading a trickled body"
+    assert served
+    assert not reply or reply.startswith(b"HTTP/1.1 408"), reply[:300]
+
+
+def test_a_client_that_never_reads_its_stream(gateway: Gateway, fake_provider: str) -> None:
+    """Backpressure reaches the upstream (the gateway does not buffer the stream), others are
+    served meanwhile, and when the client leaves the upstream stream is closed."""
+    def stats() -> dict[str, int]:
+        return dict(httpx.get(f"{fake_provider}/stats").json())
+
+    closed_before = stats().get("endless:closed", 0)
+    body = json.dumps({"model": "fake-endless", "stream": True, "messages": [{"role": "user", "content": "go"}]})
+    head = _head("/v1/chat/completions", CLIENT_KEY, "content-length").replace("100000", str(len(body)))
+    sock = _connect(gateway, head + body, rcvbuf=4096)
+    with sock:
+        sock.settimeout(60)
+        assert sock.recv(15) == b"HTTP/1.1 200 OK"  # ... and not one byte more is read
+        sent, previous = stats().get("endless:chunks", 0), -1
+        bound = time.monotonic() + 120
+        while sent != previous:  # the upstream stops once every buffer on the way is full
+            assert time.monotonic() < bound, f"the upstream kept streaming to a client that reads nothing ({sent})"
+            time.sleep(0.5)
+            previous, sent = sent, stats().get("endless:chunks", 0)
+        assert _hi(gateway).status_code == 200
+        assert httpx.get(f"{gateway.url}/health").status_code == 200
+    bound = time.monotonic() + 60
+    while stats().get("endless:closed", 0) == closed_before:
+        assert time.monotonic() < bound, "the gateway kept the upstream stream open after its client left"
+        time.sleep(0.2)
+    assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
+    assert _hi(gateway).status_code == 200

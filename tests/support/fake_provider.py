@@ -13,6 +13,8 @@ scenario at once:
     echo                answers with the last user message (to see what the gateway forwarded)
     echo-system         answers with the system message (a model that leaks its prompt)
     leak                answers ~200 characters of harmless text, then a cloud access key
+    endless             streams chunk after chunk until the client leaves (or a million chunks);
+                        /stats counts them ("endless:chunks") and the client leaving ("endless:closed")
 
 GET /stats returns calls per model name; GET /last the last request body; POST /reset clears.
 Pure ASGI on uvicorn: the upstream must be far faster than the gateway it measures.
@@ -32,6 +34,7 @@ ANSWER = "Hello from the fake provider."
 LEAK = ("Here is a long and perfectly harmless introduction about configuring cloud storage buckets, "
         "written so that several streaming windows pass the output rails before anything sensitive "
         "appears. Now the secret part: aws_access_key_id = AKIAZ3MPLE7EXAMPLEQ2 and that is all.")
+ENDLESS_CHUNKS = 1_000_000
 calls: collections.Counter[str] = collections.Counter()
 last_body: dict[str, Any] = {}
 
@@ -143,6 +146,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": _chunk(model, word + " ", None), "more_body": True})
         await asyncio.sleep(0.2)  # let the first chunks reach the client before the drop
         raise ConnectionResetError("injected: connection dropped mid-stream")
+    if model == "endless":
+        await _endless(model, receive, send)
+        return
     if model == "stall":
         await send({"type": "http.response.body", "body": _chunk(model, words[0] + " ", None), "more_body": True})
         await asyncio.sleep(3600)
@@ -152,6 +158,28 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         events.append(_chunk(model, None, None, usage=True))
     events.append(b"data: [DONE]\n\n")
     await send({"type": "http.response.body", "body": b"".join(events), "more_body": False})
+
+
+async def _endless(model: str, receive: Any, send: Any) -> None:
+    """One chunk per send, so a reader that stops pushes back here (uvicorn pauses `send`)."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.create_task(watch())
+    chunk = _chunk(model, "endless " * 16, None)
+    for _ in range(ENDLESS_CHUNKS):
+        await asyncio.sleep(0)  # uvicorn's send returns at once, quietly, when the client has gone: let watch() run
+        if gone.is_set():
+            calls[f"{model}:closed"] += 1
+            return
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        calls[f"{model}:chunks"] += 1
+    watcher.cancel()
+    await send({"type": "http.response.body", "body": _chunk(model, None, "stop") + b"data: [DONE]\n\n"})
 
 
 def main() -> None:
