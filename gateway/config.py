@@ -48,6 +48,10 @@ class ServerSettings(_Strict):
         75.0, gt=0, description="Idle keep-alive connections close after this. Longer than clients' own "
         "pool expiry (httpx/openai: 5 s), so a client never reuses a connection the gateway is closing.",
     )
+    stream_write_timeout_s: float = Field(
+        60.0, gt=0, description="A stream whose client reads nothing for this long is abandoned (upstream "
+        "call cancelled, connection closed) instead of being held open by backpressure.",
+    )
     max_messages: int = Field(2048, ge=1, description="More messages in one chat get 400.")
     max_tokens_limit: int = Field(32768, ge=1, description="Upper bound accepted for max_tokens.")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
 
 from gateway import errors, guard, retrieval
 from gateway.auth import Principal, check_model_access
@@ -78,7 +79,11 @@ def resolve_prompt(svc: Services, body: ChatCompletionRequest) -> Call:
         return Call(messages, params)
     if ref.label is not None and ref.version is not None:
         raise errors.InvalidRequest("Give the prompt's label or its version, not both.", param="prompt")
-    rendered = svc.prompts.render_ref(PromptRef(name=ref.name, version=ref.version, label=ref.label), ref.variables)
+    try:
+        prompt = PromptRef(name=ref.name, version=ref.version, label=ref.label)
+    except ValidationError as e:  # the registry's own name/label rules (found by the fuzz drill)
+        raise errors.InvalidRequest(f"Invalid prompt reference: {e.errors()[0]['msg']}", param="prompt") from None
+    rendered = svc.prompts.render_ref(prompt, ref.variables)
     for key in _PROMPT_DEFAULTS:
         if params.get(key) is None and rendered.defaults.get(key) is not None:
             params[key] = rendered.defaults[key]
@@ -217,7 +222,8 @@ async def _generate(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage, final=extra)
         sse = ex.close_stream(relay(writer, ex.watch(deltas)))
-        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers},
+                                   write_timeout_s=svc.settings.server.stream_write_timeout_s)
     gen, model = await svc.router.complete(request)
     ex.usage = gen.usage
     gen = await guard.screen_generation(svc.guardrails, rails, gen)

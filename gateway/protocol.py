@@ -26,33 +26,49 @@ class _Wire(BaseModel):
         return dict(self.model_extra or {})
 
 
-def _oversized_int(value: Any) -> bool:
-    """Whether an integer outside int64 hides anywhere in a parsed JSON value. Iterative, so that
-    deeply nested input cannot reach the recursion limit."""
+def _lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _unencodable(value: Any) -> str | None:
+    """What in a parsed JSON value cannot be sent on as JSON: an integer outside int64, or a lone
+    UTF-16 surrogate (JSON's "\\ud800" escape parses, but no UTF-8 encoder takes it). Iterative, so
+    that deeply nested input cannot reach the recursion limit."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             stack.extend(item.values())
+            stack.extend(item.keys())
         elif isinstance(item, list):
             stack.extend(item)
+        elif isinstance(item, str):
+            if _lone_surrogate(item):
+                return "a string with a lone UTF-16 surrogate (invalid Unicode)"
         elif isinstance(item, int) and not isinstance(item, bool) and not INT64_MIN <= item <= INT64_MAX:
-            return True
-    return False
+            return "an integer outside the 64-bit range"
+    return None
 
 
 class _Request(_Wire):
     """A whole generation or embedding request. Unknown fields are passed on to providers as JSON,
-    and orjson (like most providers) refuses integers beyond 64 bits: that is the client's 400 here,
-    not a server error at the upstream call."""
+    and orjson (like most providers) refuses integers beyond 64 bits and invalid Unicode: that is
+    the client's 400 here, not a server error at the upstream call."""
 
     @model_validator(mode="before")
     @classmethod
     def _int64(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key, value in data.items():
-                if _oversized_int(value):
-                    raise ValueError(f"'{key}' holds an integer outside the 64-bit range")
+                problem = _unencodable(value) or (_unencodable(key) and "an invalid field name")
+                if problem:
+                    raise ValueError(f"'{key}' holds {problem}")
         return data
 
 

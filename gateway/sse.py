@@ -152,10 +152,28 @@ class EventStreamResponse(StreamingResponse):
     upstream connection left open and still streaming. Here the body runs in a task of its own,
     cancelled once when the client disconnects (asyncio's one-shot cancellation, so the body's
     `finally` blocks, such as writing the request log, run to the end), and is closed explicitly.
+
+    A client that stays connected but stops reading would hold the stream (and its upstream call)
+    open forever through backpressure: a write that waits longer than `write_timeout_s` abandons
+    the stream, and the server closes the connection.
     """
 
+    def __init__(self, *args: Any, write_timeout_s: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_timeout_s = write_timeout_s
+
+    async def _stream_bounded(self, send: Send) -> None:
+        async def bounded(message: Any) -> None:
+            async with asyncio.timeout(self.write_timeout_s):
+                await send(message)
+
+        try:
+            await self.stream_response(bounded)
+        except TimeoutError:
+            log.warning("stream abandoned: the client read nothing for %.0f s", self.write_timeout_s)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self.stream_response(send))
+        pump = asyncio.ensure_future(self._stream_bounded(send))
         gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
         try:
             await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)

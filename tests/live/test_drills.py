@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, BODY_TIMEOUT_S, CLIENT_KEY, Gateway
+from tests.conftest import ADMIN_KEY, BODY_TIMEOUT_S, CLIENT_KEY, STREAM_WRITE_TIMEOUT_S, Gateway
 
 OPEN = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 CLIENT = {"authorization": f"Bearer {CLIENT_KEY}"}
@@ -64,6 +64,8 @@ def test_keys_never_reach_the_log_or_the_request_log(gateway: Gateway) -> None:
     (b'{"model": "fake-good", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}', 400),
     (b'{"model": "fake-good", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10000000000}', 400),
     (b'{"model": "fake-good", "messages": [{"role": "user", "content": "hi"}], "top_p": 1e309}', 400),
+    (b'{"model": "fake-good", "messages": [{"role": "user", "content": "hi \\ud800"}]}', 400),  # lone surrogate
+    (b'{"model": "fake-good", "messages": [], "prompt": {"name": "No Such/Name!"}}', 400),  # found by the fuzz drill
 ])
 def test_hostile_bodies_get_a_clear_4xx(gateway: Gateway, body: bytes, expected: int) -> None:
     resp = httpx.post(f"{gateway.url}/v1/chat/completions", content=body,
@@ -226,4 +228,27 @@ def test_a_client_that_never_reads_its_stream(gateway: Gateway, fake_provider: s
         assert time.monotonic() < bound, "the gateway kept the upstream stream open after its client left"
         time.sleep(0.2)
     assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
+    assert _hi(gateway).status_code == 200
+
+
+def test_a_stream_nobody_reads_is_abandoned_after_the_write_timeout(gateway: Gateway, fake_provider: str) -> None:
+    """A client that stays connected but reads nothing does not hold its stream, nor the upstream
+    call, forever: once a write has waited server.stream_write_timeout_s the gateway gives up."""
+    def closed() -> int:
+        return int(httpx.get(f"{fake_provider}/stats").json().get("endless:closed", 0))
+
+    before = closed()
+    body = json.dumps({"model": "fake-endless", "stream": True, "messages": [{"role": "user", "content": "go"}]})
+    head = _head("/v1/chat/completions", CLIENT_KEY, "content-length").replace("100000", str(len(body)))
+    sock = _connect(gateway, head + body, rcvbuf=4096)
+    with sock:
+        bound = time.monotonic() + STREAM_WRITE_TIMEOUT_S + 90
+        while closed() == before:  # the client is still connected and still reads nothing
+            assert time.monotonic() < bound, "the upstream stream stayed open for a client that reads nothing"
+            time.sleep(0.5)
+        sock.settimeout(30)
+        received = 0
+        while chunk := sock.recv(1 << 16):  # the gateway closed its end: reading drains to EOF
+            received += len(chunk)
+        assert received > 0
     assert _hi(gateway).status_code == 200
