@@ -119,14 +119,19 @@ def plant(host: str, payload: str, rng: random.Random) -> tuple[str, tuple[int, 
 _SENTENCE = re.compile(r"[A-Z][^.!?\n]{30,200}[.!?]")
 
 
+def _hosts(base: list[Example], split: str) -> list[Example]:
+    """The split's long benign documents, in a content-defined order (stable across runs)."""
+    return sorted(
+        (ex for ex in base if ex.split == split and ex.source in corpus.LONG_SOURCES),
+        key=lambda ex: hashlib.sha1(ex.text.encode()).hexdigest(),
+    )
+
+
 def _augment(base: list[Example], instructions: list[Example], seed: int) -> list[Example]:
     out: list[Example] = []
     for split in SPLITS:
         rng = random.Random(f"{seed}:plant:{split}")
-        hosts = sorted(
-            (ex for ex in base if ex.split == split and ex.source in corpus.LONG_SOURCES),
-            key=lambda ex: hashlib.sha1(ex.text.encode()).hexdigest(),
-        )
+        hosts = _hosts(base, split)
         planted_n = 0
         payloads = [ex for ex in instructions if ex.split == split]
         for ex in payloads:
@@ -151,10 +156,7 @@ def _plant_requests(base: list[Example], seed: int) -> list[Example]:
     out: list[Example] = []
     for split in SPLITS:
         rng = random.Random(f"{seed}:plant-requests:{split}")
-        hosts = sorted(
-            (ex for ex in base if ex.split == split and ex.source in corpus.LONG_SOURCES),
-            key=lambda ex: hashlib.sha1(ex.text.encode()).hexdigest(),
-        )
+        hosts = _hosts(base, split)
         for ex in base:
             if ex.split == split and ex.source in REQUEST_SOURCES:
                 text, span = plant(rng.choice(hosts).text, ex.text, rng)
