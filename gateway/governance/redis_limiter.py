@@ -92,11 +92,19 @@ return 1
 
 class RedisLimiter(Limiter):
     def __init__(
-        self, url: str, rules: Rules, *, prefix: str, fail_open: bool = False, clock: Callable[[], float] = time.time
+        self, url: str, rules: Rules, *, prefix: str, fail_open: bool = False, clock: Callable[[], float] = time.time,
+        timeout_s: float = 2.0, max_connections: int = 32,
     ) -> None:
         super().__init__(rules, clock=clock)
         # Short timeouts: a stalled Redis must turn into a fast 503 (or a fail-open), not a hang.
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # A bounded pool that requests wait on: a burst of concurrent requests reuses a few
+        # connections instead of opening one each, which on a busy event loop ran into the connect
+        # timeout although Redis was fine (seen in CI: 50 concurrent admits, one 503).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout_s,
+            socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
         self._prefix = prefix.rstrip(":") + ":"
         self._fail_open = fail_open
         self._warned_at = -math.inf

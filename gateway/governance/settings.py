@@ -52,6 +52,10 @@ class GovernanceSettings(_Strict):
     )
     redis_url: str | None = Field(default=None, description="Shared limit counters for several replicas; None: in process.")
     redis_prefix: str = Field(default="llmops:gov", description="Prefix of every Redis key and channel.")
+    redis_timeout_s: float = Field(
+        default=2.0, gt=0, description="Longest wait for a Redis connection, connect or reply before a check fails."
+    )
+    redis_max_connections: int = Field(default=32, ge=1, description="Redis connections per replica for limit checks.")
     limits_fail_open: bool = Field(
         default=False, description="Admit requests when Redis is unreachable (default: answer 503 instead)."
     )

@@ -82,7 +82,8 @@ class Governance:
             from prompts.redis_channel import RedisInvalidation
 
             limiter = RedisLimiter(settings.redis_url, rules, prefix=settings.redis_prefix,
-                                   fail_open=settings.limits_fail_open, clock=clock)
+                                   fail_open=settings.limits_fail_open, clock=clock,
+                                   timeout_s=settings.redis_timeout_s, max_connections=settings.redis_max_connections)
             keys.attach(RedisInvalidation(settings.redis_url, settings.keys_channel, keys.invalidate, listen=True))
         requests = RequestLog(
             RequestLogStore(engine), settings, masker=mask, spill_dir=data_dir,
