@@ -67,6 +67,7 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.http_protocol import protocol_class
     from guardrails.errors import GuardrailError
 
     try:
@@ -81,7 +82,7 @@ def _run_uvicorn(settings: Settings, args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(settings.server.header_timeout_s),
         timeout_graceful_shutdown=5,
         timeout_keep_alive=int(settings.server.keepalive_s),
     )

@@ -40,6 +40,10 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    header_timeout_s: float = Field(
+        30.0, gt=0, description="A request's headers must be complete this many seconds after the connection "
+        "opened or its previous request began (408 otherwise), so a client cannot trickle headers forever.",
+    )
     body_timeout_s: float = Field(
         30.0, gt=0, description="The whole request body must arrive this many seconds after the headers "
         "(408 otherwise), so a client that trickles its body cannot hold a request open.",

@@ -24,6 +24,8 @@ from gateway.governance.state import Governance
 from gateway.governance.tracing import Span
 from guardrails.verdict import Verdict
 
+MAX_LOGGED_ANSWER_CHARS = 256 * 1024
+
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     """A cheap upper-leaning estimate for admission; `settle` charges the exact count."""
@@ -84,14 +86,18 @@ class Exchange:
     async def watch(self, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass a stream through, noting the first token's time, the text and the final usage."""
         pieces: list[str] = []
+        # Only the log wants the text, and only up to a bound: an upstream that ignores max_tokens
+        # must not grow this list for as long as the client keeps reading.
+        keep = MAX_LOGGED_ANSWER_CHARS if self.gov.settings.log_content else 0
         try:
             async for delta in deltas:
                 if delta.text:
                     if self.ttft_ms is None:
                         self.ttft_ms = (time.perf_counter() - self.started) * 1000.0
                         self.gov.metrics.first_token(self.model, self.ttft_ms / 1000.0)
+                    if self.streamed_chars < keep:
+                        pieces.append(delta.text[: keep - self.streamed_chars])
                     self.streamed_chars += len(delta.text)
-                    pieces.append(delta.text)
                 if delta.usage is not None:
                     self.usage = delta.usage
                 yield delta
@@ -125,7 +131,7 @@ class Exchange:
             model=self.model, prompt_name=self.prompt_name, prompt_version=self.prompt_version,
             rails=self.verdicts, input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
             cost=cost, ttft_ms=self.ttft_ms, stream=self.stream, error_code=self.error_code,
-            messages=self.messages, answer=self.answer,
+            messages=self.messages, answer=self.answer and self.answer[:MAX_LOGGED_ANSWER_CHARS],
         ))
         if self.span is not None:
             self.span.set(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,

@@ -21,6 +21,7 @@ ADMIN_KEY = "sk-test-admin"
 POLICY_KEYS = {"sk-test-strict": "strict", "sk-test-crashy": "crashy", "sk-test-crashy-open": "crashy-open",
                "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only", "sk-test-refusal": "refusal"}
 BODY_TIMEOUT_S = 3.0  # short, so the slow-client drill waits seconds, not the default 30
+HEADER_TIMEOUT_S = 5.0  # the same for trickled headers (a little longer: every fresh connection has it)
 STREAM_WRITE_TIMEOUT_S = 5.0  # likewise for a client that never reads its stream (default 60)
 MODEL_FILE = procs.ROOT / "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -107,7 +108,8 @@ def guardrails_config() -> dict[str, object]:
 
 def gateway_config(triton: Triton, fake_url: str, tmp: Path) -> dict[str, object]:
     return {
-        "server": {"body_timeout_s": BODY_TIMEOUT_S, "stream_write_timeout_s": STREAM_WRITE_TIMEOUT_S},
+        "server": {"body_timeout_s": BODY_TIMEOUT_S, "header_timeout_s": HEADER_TIMEOUT_S,
+                   "stream_write_timeout_s": STREAM_WRITE_TIMEOUT_S},
         "triton": {"managed": False},
         "auth": {"api_keys": list(POLICY_KEYS)},
         "guardrails": guardrails_config(),

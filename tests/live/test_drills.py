@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, BODY_TIMEOUT_S, CLIENT_KEY, STREAM_WRITE_TIMEOUT_S, Gateway
+from tests.conftest import ADMIN_KEY, BODY_TIMEOUT_S, CLIENT_KEY, HEADER_TIMEOUT_S, STREAM_WRITE_TIMEOUT_S, Gateway
 
 OPEN = {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 CLIENT = {"authorization": f"Bearer {CLIENT_KEY}"}
@@ -202,6 +202,44 @@ def test_a_trickled_body_is_cut_off(gateway: Gateway, framing: str) -> None:
     assert not reply or reply.startswith(b"HTTP/1.1 408"), reply[:300]
 
 
+def test_trickled_headers_get_408_and_the_gateway_serves_others(gateway: Gateway) -> None:
+    """Slowloris on the headers: one header line every 0.2 s never completes the request. uvicorn
+    alone waits forever (its keep-alive timer stops at the first byte)."""
+    sock = _connect(gateway, "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n")
+    reply = b""
+    served = False
+    started = time.monotonic()
+    with sock:
+        sock.settimeout(0.2)
+        while time.monotonic() - started < HEADER_TIMEOUT_S + 60:
+            try:
+                sock.sendall(b"x-pad-%d: y\r\n" % int(time.monotonic() * 1000))
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                served = served or _hi(gateway).status_code == 200
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            reply += chunk
+            if not chunk:
+                break
+        else:
+            pytest.fail("the gateway kept reading trickled headers")
+    assert served
+    if reply:  # a reset can swallow the 408 (unread bytes in the gateway's socket); either ends it
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply[:300]
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_a_connection_that_sends_nothing_is_closed(gateway: Gateway) -> None:
+    sock = _connect(gateway, "")
+    with sock:
+        sock.settimeout(HEADER_TIMEOUT_S + 60)
+        assert _read_all(sock) == b""  # closed quietly: there is no request to answer
+    assert _hi(gateway).status_code == 200
+
+
 def test_a_client_that_never_reads_its_stream(gateway: Gateway, fake_provider: str) -> None:
     """Backpressure reaches the upstream (the gateway does not buffer the stream), others are
     served meanwhile, and when the client leaves the upstream stream is closed."""
@@ -229,6 +267,35 @@ def test_a_client_that_never_reads_its_stream(gateway: Gateway, fake_provider: s
         time.sleep(0.2)
     assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
     assert _hi(gateway).status_code == 200
+
+
+def test_an_endless_stream_is_logged_up_to_a_bound(gateway: Gateway) -> None:
+    """An upstream that ignores max_tokens streams as long as the client reads; the text kept for
+    the request log stops at MAX_LOGGED_ANSWER_CHARS instead of growing with it."""
+    from gateway.exchange import MAX_LOGGED_ANSWER_CHARS
+
+    rid = f"endless-{time.monotonic_ns()}"
+    body = {"model": "fake-endless", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    received = 0
+    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=60,
+                      headers={**CLIENT, "x-request-id": rid}) as resp:
+        assert resp.status_code == 200
+        for chunk in resp.iter_bytes():
+            received += chunk.count(b"endless ")
+            if received * len("endless ") > 2 * MAX_LOGGED_ANSWER_CHARS:
+                break
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    bound = time.monotonic() + 60
+    while True:
+        lines = httpx.get(f"{gateway.url}/v1/admin/requests/export", params={"model": "fake-endless"},
+                          headers=admin, timeout=60).text.splitlines()
+        mine = [r for r in map(json.loads, lines) if r["request_id"] == rid]
+        if mine:
+            break
+        assert time.monotonic() < bound, "the endless stream's request was never logged"
+        time.sleep(0.5)
+    answer = mine[0]["answer"]
+    assert len(answer) == MAX_LOGGED_ANSWER_CHARS and answer.startswith("endless endless")
 
 
 def test_a_stream_nobody_reads_is_abandoned_after_the_write_timeout(gateway: Gateway, fake_provider: str) -> None:
