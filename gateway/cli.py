@@ -48,7 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
         except RuntimeError as err:
             print(f"llmops: {err}", file=sys.stderr)
             return 1
-        triton.supervise(settings.triton.start_timeout_s)  # restarted whenever it exits, until stop()
+        # Restarted whenever it exits or hangs, until stop().
+        triton.supervise(settings.triton.start_timeout_s, hang_s=settings.triton.hang_restart_s)
         # uvicorn re-raises the SIGTERM it handled once it has shut down; under the default handler
         # that ends the process before the `finally` below, leaving Triton (its own session) running.
         signal.signal(signal.SIGTERM, _exit_on_signal)

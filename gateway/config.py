@@ -178,6 +178,10 @@ class TritonServerSettings(_Strict):
     grpc_port: int = 8101
     metrics_port: int = 8102
     start_timeout_s: float = 180.0
+    hang_restart_s: float | None = Field(
+        60.0, gt=0, description="A managed Triton that is running but has not answered its readiness URL "
+        "for this long (stopped, deadlocked) is killed and restarted; null: only restart when it exits.",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,7 +1,8 @@
 """Start, watch and stop the processes of the embedded stack (the local Triton server).
 
 `llmops serve` starts Triton, then `supervise()`s it: a watchdog thread restarts it whenever it
-exits (crash, OOM kill, `kill -9`), with exponential backoff, until `stop()`. Meanwhile the
+exits (crash, OOM kill, `kill -9`), and kills and restarts it when it is alive but has not answered
+its readiness URL for `hang_s` (stopped, deadlocked), with exponential backoff, until `stop()`. Meanwhile the
 gateway answers requests for the local model with 503 (or its fallbacks) and `/ready` names the
 model as down; nothing in the gateway needs to be told about the restart.
 """
@@ -71,25 +72,50 @@ class ManagedProcess:
         raise RuntimeError(f"{self.name} was not ready after {timeout_s:.0f}s ({self.ready_url})")
 
     def supervise(
-        self, timeout_s: float, *, backoff_s: float = 1.0, max_backoff_s: float = 30.0, stable_s: float = 60.0
+        self, timeout_s: float, *, backoff_s: float = 1.0, max_backoff_s: float = 30.0, stable_s: float = 60.0,
+        hang_s: float | None = 60.0, probe_every_s: float = 5.0,
     ) -> None:
-        """Restart the process whenever it exits, until `stop()`. The backoff doubles while restarts
-        keep failing or the process keeps dying within `stable_s`, so a crash loop cannot spin."""
+        """Restart the process whenever it exits, or when it has not answered `ready_url` for `hang_s`
+        (None: never), until `stop()`. The backoff doubles while restarts keep failing or the process
+        keeps dying within `stable_s`, so a crash loop cannot spin."""
         if self._watchdog is not None:
             return
         self._watchdog = threading.Thread(
-            target=self._watch, args=(timeout_s, backoff_s, max_backoff_s, stable_s),
+            target=self._watch, args=(timeout_s, backoff_s, max_backoff_s, stable_s, hang_s, probe_every_s),
             name=f"{self.name}-watchdog", daemon=True,
         )
         self._watchdog.start()
 
-    def _watch(self, timeout_s: float, backoff_s: float, max_backoff_s: float, stable_s: float) -> None:
+    def _answers(self, timeout_s: float) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=timeout_s) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def _watch(self, timeout_s: float, backoff_s: float, max_backoff_s: float, stable_s: float,
+               hang_s: float | None, probe_every_s: float) -> None:
         delay = backoff_s
         up_since = time.monotonic()
+        last_answer = next_probe = time.monotonic()
         while not self._stopping.wait(0.5):
             proc = self.proc
-            if proc is None or proc.poll() is None:
+            if proc is None:
                 continue
+            if proc.poll() is None:
+                now = time.monotonic()
+                if hang_s is None or now < next_probe:
+                    continue
+                # A process that is alive but silent (SIGSTOPped, deadlocked, swapping) serves no one
+                # and never exits: after `hang_s` of silence it is killed, and restarted below.
+                if self._answers(min(probe_every_s, hang_s)):
+                    last_answer = time.monotonic()
+                elif time.monotonic() - last_answer >= hang_s:
+                    log.error("%s has not answered %s for %.0fs; killing it", self.name, self.ready_url, hang_s)
+                    self._kill_group(grace_s=0)
+                next_probe = time.monotonic() + probe_every_s
+                if proc.poll() is None:
+                    continue
             if time.monotonic() - up_since >= stable_s:
                 delay = backoff_s
             log.error("%s is not running (exit code %s); restarting in %.0fs", self.name, proc.returncode, delay)
@@ -104,7 +130,7 @@ class ManagedProcess:
                 log.error("%s restart failed: %s", self.name, err)
                 continue  # the dead process is seen again on the next turn, after the longer delay
             self.restarts += 1
-            up_since = time.monotonic()
+            up_since = last_answer = next_probe = time.monotonic()
             log.warning("%s restarted (restart %d)", self.name, self.restarts)
 
     def stop(self, grace_s: float = 10.0) -> None:

@@ -63,3 +63,22 @@ def test_a_process_that_keeps_failing_to_start_is_retried_not_fatal(tmp_path: Pa
     finally:
         proc.stop(grace_s=5)
     assert procs.pids_with_args("http.server", str(port)) == []
+
+
+def test_watchdog_restarts_a_process_that_stops_answering(tmp_path: Path) -> None:
+    """Alive but silent (SIGSTOP: the process never exits): killed after `hang_s`, then restarted."""
+    proc, port = _server(tmp_path)
+    proc.start(30)
+    try:
+        proc.supervise(30, backoff_s=0.1, hang_s=2.0, probe_every_s=0.5)
+        assert proc.proc is not None
+        first = proc.proc.pid
+        time.sleep(2.5)  # answering all along: probes alone never restart it
+        assert proc.restarts == 0 and proc.proc.pid == first
+        os.killpg(first, signal.SIGSTOP)
+        _wait(lambda: proc.restarts == 1, "the watchdog restarted the stopped process")
+        assert proc.proc.pid != first and proc._answers(5)
+        assert procs.pids_with_args("http.server", str(port)) == [proc.proc.pid]
+    finally:
+        proc.stop(grace_s=5)
+    assert procs.pids_with_args("http.server", str(port)) == []
