@@ -12,7 +12,7 @@ the matrix multiplications change with `weight_format` (see `Weight` and `format
 - "float32": reproduces transformers' logits to ~1e-4 (top-1 agreement 100%).
 - "bfloat16": ~2x faster matmuls for batches on AMX CPUs; top-1 agreement ~96.5%, KL ~1e-3.
 - "q4" (default): 4-bit weights for decode steps (exact GGUF Q4_1 groups), bfloat16 for prefill and
-  big batches, float16 output head; top-1 agreement ~99%, KL ~4e-4 against float32 (bfloat16
+  big batches, float16 (or float32, see `formats`) output head; top-1 agreement ~99%, KL ~4e-4 against float32 (bfloat16
   activations are most of the difference). Fastest: a decode step reads ~1/5 of float32's bytes.
 
 KV cache layout: per layer one tensor `[slots, kv_heads, length, head_dim]` for keys and one for
@@ -117,8 +117,13 @@ def formats(name: str, flags: set[str] | None = None) -> tuple[str, str, str, st
     """(layer small-m, layer large-m, head small-m, head large-m) formats for a format name.
 
     "q4" keeps decode steps (few rows) on 4-bit layer weights and uses the fastest accurate
-    half-precision path this CPU has for everything else: bfloat16 only with AVX512-BF16/AMX,
-    float16 for the output head only with AVX512-FP16, float32 otherwise.
+    half-precision path this CPU has for everything else: bfloat16 layers only with AVX512-BF16/AMX;
+    for the output head float16 with AVX512-FP16, bfloat16 only with AMX, float32 otherwise.
+
+    Why the head is stricter: on an AVX512-BF16 CPU without AMX (AMD Zen 5) bfloat16 layers *and*
+    head together flipped the 135M model's greedy first token ("What is the capital of France?" ->
+    "L'Étoile, la Marseillaise, ..." instead of "The capital of France is Paris."), either one alone
+    did not. A float32 head there costs ~15-30% of a short generation's time (2026-11-27).
     """
     if name == "float32":
         return ("f32", "f32", "f32", "f32")
@@ -127,7 +132,7 @@ def formats(name: str, flags: set[str] | None = None) -> tuple[str, str, str, st
     if name == "q4":
         flags = cpu_flags() if flags is None else flags
         large = "bf16" if {"avx512_bf16", "amx_bf16"} & flags else "f32"
-        head = "f16" if "avx512_fp16" in flags else large
+        head = "f16" if "avx512_fp16" in flags else ("bf16" if "amx_bf16" in flags else "f32")
         return ("q4", large, head, head)
     raise ValueError("weight_format must be one of float32, bfloat16, q4")
 
