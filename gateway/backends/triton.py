@@ -28,7 +28,6 @@ them), and closed by `aclose()`.
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
@@ -37,114 +36,16 @@ import numpy as np
 
 from gateway import errors
 from gateway.backends.base import Delta, FinishReason, Generation, GenerationRequest, Usage
+from gateway.backends.triton_wire import (
+    UNSUPPORTED,
+    chatml,
+    first_value,
+    map_server_error,
+    normalise_messages,
+    text_value,
+)
 
 DEFAULT_MAX_TOKENS = 512
-
-# OpenAI parameters the local model cannot honour: refuse them rather than ignore them silently.
-_UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "response_format")
-
-_CODE = re.compile(r"\[(context_length_exceeded|invalid_request)\]\s*(.*)", re.S)
-_UNAVAILABLE_HINTS = ("unknown model", "is not found", "not ready", "is not available", "failed to connect")
-
-
-# ------------------------------------------------------------------------------------ helpers
-def _flatten_content(content: Any, role: str) -> str:
-    if content is None:
-        if role == "assistant":
-            raise errors.UnsupportedParameter(
-                "assistant messages without text (tool calls) are not supported by this model", param="messages"
-            )
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("text", "input_text"):
-                parts.append(str(part.get("text") or ""))
-            else:
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise errors.UnsupportedParameter(
-                    f"message content of type {kind!r} is not supported by this model", param="messages"
-                )
-        return "\n".join(parts)
-    raise errors.InvalidRequest("message content must be a string or a list of parts", param="messages")
-
-
-def normalise_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    out = []
-    for m in messages:
-        role = m.get("role")
-        if role == "developer":
-            role = "system"
-        if role not in ("system", "user", "assistant"):
-            raise errors.UnsupportedParameter(
-                f"messages with role {role!r} are not supported by this model", param="messages"
-            )
-        if m.get("tool_calls") or m.get("function_call"):
-            raise errors.UnsupportedParameter("tool calls are not supported by this model", param="messages")
-        out.append({"role": role, "content": _flatten_content(m.get("content"), role)})
-    return out
-
-
-def _chatml(messages: list[dict[str, str]]) -> str:
-    """Fallback template when no tokenizer was given (ChatML, as SmolLM2 and Qwen use)."""
-    body = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-    return body + "<|im_start|>assistant\n"
-
-
-def _server_message(raw: str) -> tuple[str | None, str]:
-    """(code, message) from a server error: PyTriton sends a whole traceback; keep its last line."""
-    text = raw.strip()
-    if "Traceback (most recent call last)" in text:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        text = lines[-1] if lines else ""
-        head, sep, tail = text.partition(": ")
-        if sep and re.fullmatch(r"[\w.]+", head):
-            text = tail
-    m = _CODE.search(text)
-    if m:
-        return m.group(1), m.group(2).strip()
-    return None, text
-
-
-def map_server_error(raw: str, status: str | None = None) -> errors.GatewayError:
-    """Turn a Triton/model error (message and gRPC/HTTP status) into a gateway error."""
-    status = (status or "").upper()
-    if "DEADLINE_EXCEEDED" in status or "deadline exceeded" in raw.lower():
-        return errors.UpstreamTimeout("the model server did not answer in time")
-    if "UNAVAILABLE" in status:
-        return errors.ServiceUnavailable("the model server is unavailable")
-    code, message = _server_message(raw)
-    clean = errors.sanitise(message)
-    if code == "context_length_exceeded":
-        return errors.InvalidRequest(clean, param="messages", code="context_length_exceeded")
-    if code == "invalid_request":
-        return errors.UpstreamClientError(f"the model server rejected the request: {clean}")
-    if "NOT_FOUND" in status or any(h in message.lower() for h in _UNAVAILABLE_HINTS):
-        return errors.ServiceUnavailable(f"the model is not available on the server: {clean}")
-    return errors.UpstreamError(f"model server error: {clean}")
-
-
-def _first(arr: Any) -> Any:
-    if arr is None:
-        return None
-    flat = np.asarray(arr).reshape(-1)
-    if not flat.size:
-        return None
-    v = flat[0]
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bytes):
-        return v.decode("utf-8", errors="replace")
-    return str(v)
-
 
 async def _with_deadline(it: AsyncIterator[Any], deadline: float) -> AsyncIterator[Any]:
     """Iterate `it`, failing with UpstreamTimeout once the event loop's clock passes `deadline`."""
@@ -226,7 +127,7 @@ class TritonChatBackend:
 
     # ------------------------------------------------------------------ prompt
     def render_prompt(self, request: GenerationRequest) -> str:
-        for name in _UNSUPPORTED:
+        for name in UNSUPPORTED:
             value = request.extra.get(name)
             if value is None or (name == "tool_choice" and value == "none"):
                 continue
@@ -239,7 +140,7 @@ class TritonChatBackend:
             messages = normalise_messages(request.messages)
             if self.tokenizer is not None:
                 return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return _chatml(messages)
+            return chatml(messages)
         if request.prompt is None:
             raise errors.InvalidRequest("either messages or prompt is required")
         return request.prompt
@@ -411,10 +312,10 @@ class TritonChatBackend:
                 final = bool(final_param.bool_param) if final_param is not None else False
                 names = {o.name for o in response.outputs}
                 yield _Piece(
-                    _text(_first(result.as_numpy("text_output"))) if "text_output" in names else "",
-                    _text(_first(result.as_numpy("finish_reason"))) if "finish_reason" in names else None,
-                    _first(result.as_numpy("prompt_tokens")) if "prompt_tokens" in names else None,
-                    _first(result.as_numpy("completion_tokens")) if "completion_tokens" in names else None,
+                    text_value(first_value(result.as_numpy("text_output"))) if "text_output" in names else "",
+                    text_value(first_value(result.as_numpy("finish_reason"))) if "finish_reason" in names else None,
+                    first_value(result.as_numpy("prompt_tokens")) if "prompt_tokens" in names else None,
+                    first_value(result.as_numpy("completion_tokens")) if "completion_tokens" in names else None,
                     final,
                 )
         except grpc.aio.AioRpcError as exc:
@@ -485,9 +386,9 @@ class TritonChatBackend:
         if "error" in data or status >= 400:
             raise self._http_error(raw, status)
         return _Piece(
-            _text(_first(data.get("text_output"))),
-            _text(_first(data.get("finish_reason"))) or None,
-            _first(data.get("prompt_tokens")),
-            _first(data.get("completion_tokens")),
+            text_value(first_value(data.get("text_output"))),
+            text_value(first_value(data.get("finish_reason"))) or None,
+            first_value(data.get("prompt_tokens")),
+            first_value(data.get("completion_tokens")),
             final,
         )
