@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,9 +59,37 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"Invalid value for '{param}': {msg}" if param else f"Invalid request body: {msg}"), param
 
 
+class AuthDenials:
+    """401s and 403s are counted (`llmops_auth_failures`) and logged, with the client's address and
+    never the key, at most one line a second: a key-guessing client must not flood the log."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._last = -math.inf
+        self._quiet = 0
+
+    def record(self, request: Request, exc: errors.GatewayError) -> None:
+        gov = getattr(request.app.state, "governance", None)
+        if gov is not None:
+            gov.metrics.auth_failure(exc.status)
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._quiet += 1
+            return
+        host = request.client.host if request.client else "-"
+        more = f" ({self._quiet} more since the last line)" if self._quiet else ""
+        log.warning("auth: %d %s %s from %s: %s%s", exc.status, request.method, request.url.path, host,
+                    exc.message, more)
+        self._last, self._quiet = now, 0
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    denials = AuthDenials()
+
     @app.exception_handler(errors.GatewayError)
-    async def _gateway(_: Request, exc: errors.GatewayError) -> Response:
+    async def _gateway(request: Request, exc: errors.GatewayError) -> Response:
+        if isinstance(exc, errors.AuthenticationError | errors.PermissionDenied):
+            denials.record(request, exc)
         return error_response(exc)
 
     @app.exception_handler(PromptError)

@@ -45,6 +45,8 @@ class Metrics:
                              ["cache", "result"], registry=r)
         self.rate_limited = Counter("llmops_rate_limited", "Requests refused by a limit, by scope and limit kind.",
                                     ["scope", "limit"], registry=r)
+        self.auth_failures = Counter("llmops_auth_failures", "Requests refused by authentication (401) or "
+                                     "authorisation (403), by status.", ["status"], registry=r)
         self.log_written = Counter("llmops_request_log_written", "Request-log records stored.", registry=r)
         self.log_dropped = Counter("llmops_request_log_dropped", "Request-log records dropped (queue full).",
                                    registry=r)
@@ -80,6 +82,9 @@ class Metrics:
 
     def cache_lookup(self, cache: str, *, hit: bool) -> None:
         self.cache.labels(cache, "hit" if hit else "miss").inc()
+
+    def auth_failure(self, status: int) -> None:
+        self.auth_failures.labels(str(status)).inc()
 
     def rejected(self, scope: str, kind: str) -> None:
         self.rate_limited.labels(scope, kind).inc()

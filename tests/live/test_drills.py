@@ -57,6 +57,29 @@ def test_keys_never_reach_the_log_or_the_request_log(gateway: Gateway) -> None:
     assert CLIENT_KEY not in logged and ADMIN_KEY not in logged
 
 
+def test_refused_keys_are_counted_and_logged_without_the_key(gateway: Gateway) -> None:
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+
+    def failures(status: str) -> float:
+        text = httpx.get(f"{gateway.url}/metrics", headers=admin).text
+        line = f'llmops_auth_failures_total{{status="{status}"}} '
+        return sum(float(x.removeprefix(line)) for x in text.splitlines() if x.startswith(line))
+
+    before_401, before_403 = failures("401"), failures("403")
+    guess = "sk-guess-" + "7" * 24
+    for _ in range(5):
+        assert httpx.get(f"{gateway.url}/v1/models", headers={"authorization": f"Bearer {guess}"}).status_code == 401
+    assert httpx.get(f"{gateway.url}/v1/admin/keys", headers=CLIENT).status_code == 403
+    assert failures("401") == before_401 + 5 and failures("403") == before_403 + 1
+    # At most one line a second (other tests' refusals may have used this second's): keep refusing.
+    deadline = time.monotonic() + 10
+    while "auth: 401 GET /v1/models from 127.0.0.1" not in gateway.log.read_text():
+        assert time.monotonic() < deadline, "no log line for the refused key"
+        time.sleep(0.3)
+        httpx.get(f"{gateway.url}/v1/models", headers={"authorization": f"Bearer {guess}"})
+    assert guess not in gateway.log.read_text()
+
+
 @pytest.mark.parametrize("body, expected", [
     (b'{"model": "fake-good", "messages": [{"role": "user", "content": "\xff\xfe"}]}', 400),  # invalid UTF-8
     (b'{"model": "fake-good", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400),  # deeply nested
