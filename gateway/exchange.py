@@ -54,6 +54,7 @@ class Exchange:
     error_code: str | None = None
     messages: list[dict[str, Any]] | None = None
     answer: str | None = None
+    completion_id: str | None = None
     span: Span | None = None
     _finished: bool = False
 
@@ -126,7 +127,8 @@ class Exchange:
         latency_s = time.perf_counter() - self.started
         self.gov.metrics.request(endpoint=self.endpoint, model=self.model, status=self.status, duration_s=latency_s)
         self.gov.log(RequestRecord(
-            request_id=self.request_id, created_at=self.created_at, endpoint=self.endpoint, status=self.status,
+            request_id=self.request_id, completion_id=self.completion_id, created_at=self.created_at,
+            endpoint=self.endpoint, status=self.status,
             latency_ms=latency_s * 1000.0, key_id=self.principal.key_id, team=self.principal.team,
             model=self.model, prompt_name=self.prompt_name, prompt_version=self.prompt_version,
             rails=self.verdicts, input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,

@@ -213,7 +213,7 @@ async def _generate(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     """Call the model; `extra` (citations) goes into the JSON body or the stream's last chunk."""
-    cid = new_id("chatcmpl" if chat else "cmpl")
+    cid = ex.completion_id = new_id("chatcmpl" if chat else "cmpl")
     headers = {**headers, **ex.headers}
     if body.stream:
         deltas, model = await svc.router.stream(request)
@@ -236,7 +236,7 @@ def _refuse(
     ex: Exchange, body: ChatCompletionRequest | CompletionRequest, text: str, headers: dict[str, str], *, chat: bool
 ) -> Response:
     """Answer a blocked input with the policy's refusal, as JSON or as a stream; no model is called."""
-    cid = new_id("chatcmpl" if chat else "cmpl")
+    cid = ex.completion_id = new_id("chatcmpl" if chat else "cmpl")
     headers = {**headers, **ex.headers}
     gen = Generation(text=text, finish_reason="content_filter", usage=Usage(0, 0))
     if body.stream:

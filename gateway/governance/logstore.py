@@ -42,7 +42,8 @@ def _upsert_spend(conn: Connection, spend: Spend) -> None:
 
 def _record(row: Any) -> LoggedRequest:
     return LoggedRequest(
-        id=row.id, request_id=row.request_id, created_at=utc(row.created_at), endpoint=row.endpoint,
+        id=row.id, request_id=row.request_id, completion_id=row.completion_id, created_at=utc(row.created_at),
+        endpoint=row.endpoint,
         status=row.status, latency_ms=row.latency_ms, key_id=row.key_id, team=row.team, model=row.model,
         prompt_name=row.prompt_name, prompt_version=row.prompt_version, rails=orjson.loads(row.rails),
         input_tokens=row.input_tokens, output_tokens=row.output_tokens, cost=row.cost, ttft_ms=row.ttft_ms,
@@ -69,7 +70,8 @@ class RequestLogStore:
         t = request_log
         stmt = sa.select(t)
         for column, value in ((t.c.key_id, q.key_id), (t.c.team, q.team), (t.c.model, q.model),
-                              (t.c.status, q.status), (t.c.endpoint, q.endpoint)):
+                              (t.c.status, q.status), (t.c.endpoint, q.endpoint), (t.c.request_id, q.request_id),
+                              (t.c.completion_id, q.completion_id)):
             if value is not None:
                 stmt = stmt.where(column == value)
         name, version = q.prompt_filter()

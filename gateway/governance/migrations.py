@@ -91,8 +91,16 @@ def _m001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _m002_completion_id(conn: Connection) -> None:
+    # The answer's own id (`chatcmpl-...`, `cmpl-...`): what a client holds when it reports a problem.
+    conn.execute(sa.text("ALTER TABLE request_log ADD COLUMN completion_id VARCHAR(64)"))
+    conn.execute(sa.text("CREATE INDEX ix_request_log_completion ON request_log (completion_id)"))
+    conn.execute(sa.text("CREATE INDEX ix_request_log_request ON request_log (request_id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "virtual keys, audit, request log, usage", _m001_initial),
+    Migration(2, "request log: completion id; lookups by request and completion id", _m002_completion_id),
 )
 
 

@@ -34,6 +34,7 @@ class RequestRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     request_id: str
+    completion_id: str | None = Field(default=None, description="The answer's id (chatcmpl-..., cmpl-...).")
     created_at: datetime = Field(description="When the request arrived (UTC).")
     endpoint: str
     status: int
@@ -76,6 +77,8 @@ class RequestQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    request_id: str | None = Field(default=None, max_length=128)
+    completion_id: str | None = Field(default=None, max_length=64)
     key_id: str | None = None
     team: str | None = None
     model: str | None = None

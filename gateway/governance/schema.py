@@ -64,6 +64,7 @@ request_log = sa.Table(
     sa.Column("error_code", sa.String(64)),
     sa.Column("messages", sa.Text),  # masked JSON; NULL unless log_content
     sa.Column("answer", sa.Text),  # masked; NULL unless log_content
+    sa.Column("completion_id", sa.String(64)),  # migration 2
 )
 
 usage_daily = sa.Table(

@@ -87,6 +87,30 @@ def test_request_log_masks_and_metrics_count(gateway: Gateway) -> None:
     assert "llmops_rail_verdicts_total" in metrics
 
 
+def test_a_record_is_found_by_its_completion_id_and_request_id(gateway: Gateway) -> None:
+    """What a user reports is the answer's id (or the x-request-id they sent): each finds the record."""
+    rid = f"support-{uuid.uuid4().hex}"
+    answers = [
+        gateway.client().chat.completions.create(model="fake-good", messages=HI, extra_headers={"x-request-id": rid}),
+        gateway.client().completions.create(model="fake-good", prompt="hi"),
+    ]
+    stream = gateway.client().chat.completions.create(model="fake-good", messages=HI, stream=True)
+    streamed_id = {chunk.id for chunk in stream}
+    assert len(streamed_id) == 1
+    for completion_id in [a.id for a in answers] + list(streamed_id):
+        rows: list[dict[str, object]] = []
+        for _ in range(100):  # the writer flushes in the background, off the request path
+            rows = httpx.get(f"{gateway.url}/v1/admin/requests", headers=ADMIN,
+                             params={"completion_id": completion_id}).json()["data"]
+            if rows:
+                break
+            asyncio.run(asyncio.sleep(0.1))
+        assert [r["completion_id"] for r in rows] == [completion_id]
+    by_request = httpx.get(f"{gateway.url}/v1/admin/requests", headers=ADMIN, params={"request_id": rid}).json()
+    assert [r["completion_id"] for r in by_request["data"]] == [answers[0].id]
+    assert answers[0].id.startswith("chatcmpl-") and answers[1].id.startswith("cmpl-")
+
+
 # -- two replicas, one PostgreSQL, one Redis ------------------------------------------------------
 
 

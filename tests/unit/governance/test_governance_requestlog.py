@@ -299,3 +299,34 @@ def test_unknown_query_parameters_and_bad_prompt_filters_are_rejected() -> None:
         RequestQuery.model_validate({"keyid": "x"})
     with pytest.raises(ValueError):
         RequestQuery(prompt="greet@latest")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_version_1_log_gains_completion_ids_and_keeps_its_rows(backend: str, tmp_path: Path) -> None:
+    """Migration 2 on a database written by migration 1 only: old rows stay, new rows carry the id."""
+    from contextlib import nullcontext
+
+    from gateway.governance.migrations import MIGRATIONS
+    from prompts.migrations import run_migrations
+    from tests.support.databases import pg_schema
+
+    context = pg_schema("llmops_logmig") if backend == "postgresql" else nullcontext(f"sqlite:///{tmp_path}/v1.db")
+    with context as url:
+        engine = create_engine(url)
+        try:
+            assert run_migrations(engine, "governance", MIGRATIONS[:1]) == [1]
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO request_log (request_id, created_at, endpoint, status, latency_ms, rails, "
+                    "input_tokens, output_tokens, cost, stream) VALUES ('old', :at, 'chat', 200, 1.0, '[]', 1, 1, 0, false)"
+                ), {"at": T0})
+            assert migrate(engine) == [2]
+            store = RequestLogStore(engine)
+            store.write([{**record(1, completion_id="chatcmpl-new").model_dump(exclude={"messages", "answer", "rails"}),
+                          "rails": "[]", "messages": None, "answer": None}], {})
+            old = store.query(RequestQuery(request_id="old")).data
+            assert [(r["request_id"], r["completion_id"]) for r in old] == [("old", None)]
+            new = store.query(RequestQuery(completion_id="chatcmpl-new")).data
+            assert [r["request_id"] for r in new] == ["req-1"]
+        finally:
+            engine.dispose()
