@@ -150,7 +150,7 @@ async def _chat(svc: Services, ex: Exchange, body: ChatCompletionRequest) -> Res
     ex.messages = call.messages
     messages = await guard.screen_input(svc.guardrails, rails, call.messages)
     if rails.refusal is not None:
-        return _refuse(ex, body, rails.refusal, call.headers, chat=True)
+        return _refuse(svc, ex, body, rails.refusal, call.headers, chat=True)
     cited: list[dict[str, Any]] | None = None
     if body.retrieval is not None:
         alias = svc.settings.rag_route(ex.model)
@@ -186,7 +186,7 @@ async def _completion(svc: Services, ex: Exchange, body: CompletionRequest) -> R
     ex.messages = turn
     screened = await guard.screen_input(svc.guardrails, rails, turn)
     if rails.refusal is not None:
-        return _refuse(ex, body, rails.refusal, {}, chat=False)
+        return _refuse(svc, ex, body, rails.refusal, {}, chat=False)
     request = GenerationRequest(
         model=body.model,
         prompt=screened[0]["content"],
@@ -219,21 +219,16 @@ async def _generate(
         deltas, model = await svc.router.stream(request)
         if rails.screens_output:
             deltas = guard.guard_stream(rails, deltas)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage, final=extra)
-        sse = ex.close_stream(relay(writer, ex.watch(deltas)))
-        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers},
-                                   write_timeout_s=svc.settings.server.stream_write_timeout_s)
+        return _stream_answer(svc, ex, body, deltas, cid, model, headers, chat=chat, final=extra)
     gen, model = await svc.router.complete(request)
-    ex.usage = gen.usage
+    ex.usage = gen.usage  # charged even if the output rails block it below
     gen = await guard.screen_generation(svc.guardrails, rails, gen)
-    ex.answer = gen.text
-    payload = chat_response(cid, model, gen, extra) if chat else completion_response(cid, model, gen)
-    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+    return _json_answer(ex, gen, cid, model, headers, chat=chat, extra=extra)
 
 
 def _refuse(
-    ex: Exchange, body: ChatCompletionRequest | CompletionRequest, text: str, headers: dict[str, str], *, chat: bool
+    svc: Services, ex: Exchange, body: ChatCompletionRequest | CompletionRequest, text: str, headers: dict[str, str],
+    *, chat: bool,
 ) -> Response:
     """Answer a blocked input with the policy's refusal, as JSON or as a stream; no model is called."""
     cid = ex.completion_id = new_id("chatcmpl" if chat else "cmpl")
@@ -244,10 +239,25 @@ def _refuse(
             yield Delta(text=text)
             yield Delta(finish_reason=gen.finish_reason, usage=gen.usage)
 
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = ChunkWriter(cid, body.model, chat=chat, include_usage=include_usage)
-        sse = ex.close_stream(relay(writer, ex.watch(once())))
-        return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    ex.usage, ex.answer = gen.usage, text
-    payload = chat_response(cid, body.model, gen) if chat else completion_response(cid, body.model, gen)
+        return _stream_answer(svc, ex, body, once(), cid, body.model, headers, chat=chat)
+    return _json_answer(ex, gen, cid, body.model, headers, chat=chat)
+
+
+def _stream_answer(
+    svc: Services, ex: Exchange, body: ChatCompletionRequest | CompletionRequest, deltas: AsyncIterator[Delta],
+    cid: str, model: str, headers: dict[str, str], *, chat: bool, final: dict[str, Any] | None = None,
+) -> Response:
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    writer = ChunkWriter(cid, model, chat=chat, include_usage=include_usage, final=final)
+    sse = ex.close_stream(relay(writer, ex.watch(deltas)))
+    return EventStreamResponse(sse, media_type="text/event-stream", headers={**SSE_HEADERS, **headers},
+                               write_timeout_s=svc.settings.server.stream_write_timeout_s)
+
+
+def _json_answer(
+    ex: Exchange, gen: Generation, cid: str, model: str, headers: dict[str, str], *, chat: bool,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    ex.usage, ex.answer = gen.usage, gen.text
+    payload = chat_response(cid, model, gen, extra) if chat else completion_response(cid, model, gen)
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
