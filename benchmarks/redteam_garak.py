@@ -18,7 +18,8 @@ Offline: HF_HUB_OFFLINE=1. Probes whose detectors need a hub model score only wi
 that load (latentinjection.LatentJailbreak loses unsafe_content.ToxicCommentModel); the table lists
 the detectors garak actually ran. garak's PromptInject probes set their own temperature and
 max_tokens on the shared generator and leave them there, so the probes after them (web_injection)
-run with those too. Results of a run: benchmarks/results/redteam_garak.md.
+would run with those too: the config pins them off (`plugins.probes.promptinject.generation_params:
+[]`). Results of a run: benchmarks/results/redteam_garak.md.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ def garak_config(args: argparse.Namespace, gateway_url: str, report_dir: Path) -
                 # garak's defaults stop at '#' and ';' and send penalties: let the model answer plainly
                 "suppressed_params": ["stop", "frequency_penalty", "presence_penalty"],
             }}},
+            # PromptInject's probes copy their own temperature/top_p/max_tokens onto the shared
+            # generator and never restore them, so every probe after them would inherit those:
+            # keep every probe on the settings above.
+            "probes": {"promptinject": {"generation_params": []}},
         },
         "reporting": {"report_dir": str(report_dir)},
     }
