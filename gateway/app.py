@@ -138,14 +138,14 @@ def open_rag(settings: Settings, router: Router) -> RagService | None:
     """Retrieval over the gateway's own loaded MiniLM (one copy of the model per process)."""
     if not settings.rag.enabled:
         return None
-    local = next(
-        (d.backend for r in router.routes.values() if r.is_embedding for d in r.deployments
+    name, local = next(
+        ((r.name, d.backend) for r in router.routes.values() if r.is_embedding for d in r.deployments
          if isinstance(d.backend, LocalEmbeddingBackend)),
-        None,
+        (None, None),
     )
     embedder = MiniLMEmbedder(local.model, lock=local.lock) if local is not None else None
     owner = f"http://{settings.server.host}:{settings.server.port}"
-    return RagService(settings.rag, embedder=embedder, owner_url=owner)
+    return RagService(settings.rag, embedder=embedder, owner_url=owner, embedding_model=name)
 
 
 def governance_settings(settings: Settings) -> GovernanceSettings:

@@ -53,11 +53,14 @@ class RagService:
         *,
         embedder: Embedder | None = None,
         owner_url: str | None = None,
+        embedding_model: str | None = None,
     ) -> None:
         """`embedder`: pass the gateway's loaded model as `MiniLMEmbedder(model, lock=...)` so it is
         loaded once; `owner_url`: the gateway's base URL, recorded beside an embedded store so
         that `llmops rag ingest` can send its files there instead of fighting over the file."""
         self.settings = settings or RagSettings()
+        # The gateway's name for the embedding model: query embeddings are charged under it.
+        self.embedding_model = embedding_model
         self.embedder: Embedder = embedder or _LazyEmbedder(self.settings.embedding_batch_size)
         self.store = MilvusStore(self.settings, owner_url=owner_url)
         self.retriever = Retriever(self.store, self.embedder, self.settings)

@@ -160,3 +160,34 @@ def test_milvus_down_is_503_and_the_rest_keeps_serving(store_down: str) -> None:
                                        extra_body={"retrieval": {"collection": "kb"}})
     assert exc.value.status_code == 503
     assert client.chat.completions.create(model="fake-good", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_query_embedding_is_charged_to_the_caller(gateway: Gateway, kb: str) -> None:
+    """Spend per key (usage_daily) = the model call's tokens + the question's MiniLM word pieces."""
+    import sqlite3
+    import time
+
+    from transformers import AutoTokenizer
+
+    from rag.embedder import minilm_path
+
+    created = httpx.post(f"{gateway.url}/v1/admin/keys", headers=ADMIN,
+                         json={"name": f"rag-spend-{uuid.uuid4().hex[:8]}", "rails_policy": "retrieval-only"})
+    assert created.status_code == 201, created.text
+    key = created.json()
+    resp = gateway.client(key=key["key"]).chat.completions.create(
+        model="fake-good", messages=[{"role": "user", "content": QUESTION}],
+        extra_body={"retrieval": {"collection": kb, "top_k": 2}})
+    assert resp.usage is not None
+    pieces = len(AutoTokenizer.from_pretrained(minilm_path())(QUESTION, add_special_tokens=False)["input_ids"])
+    assert pieces > 0
+    want = resp.usage.total_tokens + pieces
+    subject = f"key:{key['id']}"
+    deadline = time.monotonic() + 30
+    while True:  # the request log's writer stores spend in the background
+        with sqlite3.connect(gateway.log.parent / "llmops.db") as db:
+            row = db.execute("SELECT sum(tokens) FROM usage_daily WHERE subject = ?", (subject,)).fetchone()
+        if row[0] == want:
+            break
+        assert time.monotonic() < deadline, f"spend of {subject}: {row[0]} tokens, want {want}"
+        time.sleep(0.2)
