@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from gateway import errors
-from gateway.api.rag import search_tenant
+from gateway.api.rag import charge_query, search_tenant
 from gateway.auth import Principal
 from gateway.guard import Guard
 from gateway.protocol import RetrievalOptions
@@ -53,18 +53,7 @@ async def augment(
     chunks = await svc.rag.retrieve_for_chat(
         question, opts.collection, opts.top_k, opts.filter, search_tenant(principal), screen
     )
-    await _charge_query(svc, principal, question)
+    await charge_query(svc.governance, svc.rag, principal, question)
     rendered = svc.prompts.render(prompt, {"context": format_context(chunks), "question": question}, label=label)
     augmented = [*messages[:index], *(dict(m) for m in rendered.messages), *messages[index + 1 :]]
     return augmented, citations(chunks)
-
-
-async def _charge_query(svc: Services, principal: Principal, question: str) -> None:
-    """The question's embedding is spent on the caller's behalf: its tokens count against their
-    token limits and spend, priced as the embedding model (`governance.prices`)."""
-    assert svc.rag is not None
-    count = getattr(svc.rag.embedder, "count_tokens", None)  # MiniLM counts its own word pieces
-    tokens = count(question) if count is not None else len(question.split())
-    model = svc.rag.embedding_model or "*"
-    cost = svc.governance.prices.cost(model, tokens, 0)
-    await svc.governance.record_usage(principal, tokens=tokens, cost=cost)

@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gateway import errors
 from gateway.api.deps import admin, client
 from gateway.auth import Principal
+from gateway.governance.state import Governance
+from gateway.services import services
 from rag import (
     BadDocument,
     CollectionNotFound,
@@ -109,6 +111,15 @@ def _json(payload: Any) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+async def charge_query(gov: Governance, rag: RagService, principal: Principal, question: str) -> None:
+    """A question's embedding is spent on the caller's behalf: its tokens count against their token
+    limits and spend, priced as the embedding model (`governance.prices`)."""
+    count = getattr(rag.embedder, "count_tokens", None)  # MiniLM counts its own word pieces
+    tokens = count(question) if count is not None else len(question.split())
+    cost = gov.prices.cost(rag.embedding_model or "*", tokens, 0)
+    await gov.record_usage(principal, tokens=tokens, cost=cost)
+
+
 @router.post("/v1/rag/search")
 async def search(body: SearchBody, request: Request, principal: Principal = Depends(client)) -> Response:
     rag = rag_service(request)
@@ -119,6 +130,8 @@ async def search(body: SearchBody, request: Request, principal: Principal = Depe
         )
     except RagError as err:
         raise gateway_error(err) from None
+    if (body.mode or rag.settings.default_mode) != "bm25":
+        await charge_query(services(request).governance, rag, principal, body.query)
     return _json({"data": [c.public() for c in chunks]})
 
 

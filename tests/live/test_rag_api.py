@@ -30,8 +30,20 @@ def embedder() -> MiniLMEmbedder:
 
 
 class _NoVirtualKeys:
+    """The governance this partial app needs: no virtual keys, and a dense search's query embedding
+    is charged (recorded here; the live gateway's spend is checked in test_rag_gateway)."""
+
+    def __init__(self) -> None:
+        from gateway.governance.pricing import PriceTable
+
+        self.prices = PriceTable({})
+        self.charged: list[tuple[str, int]] = []
+
     async def authenticate(self, secret: str) -> None:
         return None
+
+    async def record_usage(self, principal: Principal, *, tokens: int, cost: float) -> None:
+        self.charged.append((principal.key_id, tokens))
 
 
 def keys() -> KeyStore:

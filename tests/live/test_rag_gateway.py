@@ -191,3 +191,33 @@ def test_the_query_embedding_is_charged_to_the_caller(gateway: Gateway, kb: str)
             break
         assert time.monotonic() < deadline, f"spend of {subject}: {row[0]} tokens, want {want}"
         time.sleep(0.2)
+
+
+def test_a_dense_search_is_charged_and_a_bm25_one_is_not(gateway: Gateway, kb: str) -> None:
+    import sqlite3
+    import time
+
+    created = httpx.post(f"{gateway.url}/v1/admin/keys", headers=ADMIN, json={"name": f"rag-search-{uuid.uuid4().hex[:8]}"})
+    key = created.json()
+    auth = {"authorization": f"Bearer {key['key']}"}
+
+    def spent() -> int:
+        with sqlite3.connect(gateway.log.parent / "llmops.db") as db:
+            row = db.execute("SELECT sum(tokens) FROM usage_daily WHERE subject = ?", (f"key:{key['id']}",)).fetchone()
+        return int(row[0] or 0)
+
+    resp = httpx.post(f"{gateway.url}/v1/rag/search", headers=auth, json={"collection": kb, "query": QUESTION, "mode": "bm25"})
+    assert resp.status_code == 200
+    resp = httpx.post(f"{gateway.url}/v1/rag/search", headers=auth, json={"collection": kb, "query": "cooldown", "mode": "dense"})
+    assert resp.status_code == 200
+    deadline = time.monotonic() + 30
+    while spent() == 0:
+        assert time.monotonic() < deadline, "the dense search was never charged"
+        time.sleep(0.2)
+    time.sleep(1.0)  # anything still queued lands by now (flush interval 0.05 s)
+    from transformers import AutoTokenizer
+
+    from rag.embedder import minilm_path
+
+    pieces = len(AutoTokenizer.from_pretrained(minilm_path())("cooldown", add_special_tokens=False)["input_ids"])
+    assert spent() == pieces  # the BM25 search embedded nothing and cost nothing
