@@ -28,6 +28,7 @@ ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 CLIENT = {"authorization": f"Bearer {CLIENT_KEY}"}
 HI = [{"role": "user", "content": "hi"}]
 LOCK_S = 8.0
+HANG_S = 10.0  # triton.hang_restart_s for the managed gateway: short, so the drill waits seconds
 ENV = {"LLMOPS_API_KEY": CLIENT_KEY, "LLMOPS_ADMIN_KEY": ADMIN_KEY}
 
 
@@ -203,7 +204,7 @@ def managed_gateway(drill_dir: Path) -> Iterator[tuple[str, dict[str, int]]]:
         pytest.fail(f"local model file missing: {MODEL_FILE} (run scripts/setup.sh)")
     ports = {k: procs.free_port() for k in ("http_port", "grpc_port", "metrics_port")}
     config = {
-        "triton": {"managed": True, **ports},
+        "triton": {"managed": True, "hang_restart_s": HANG_S, **ports},
         "storage": {"database_url": f"sqlite:///{drill_dir}/llmops.db"},
         "rag": {"enabled": False},
         "data_dir": str(drill_dir / "var"),
@@ -228,7 +229,7 @@ def _tritons(ports: dict[str, int]) -> list[int]:
     return procs.pids_with_args("gateway.localmodel.server", "--http-port", str(ports["http_port"]))
 
 
-def test_triton_killed_is_restarted_by_the_gateway(managed_gateway: tuple[str, dict[str, int]]) -> None:
+def test_triton_killed_or_hung_is_restarted_by_the_gateway(managed_gateway: tuple[str, dict[str, int]]) -> None:
     url, ports = managed_gateway
     assert _ready(url).json()["models"] == {"smollm2": True}
     assert _chat(url, "smollm2", CLIENT, max_tokens=4).status_code == 200
@@ -246,3 +247,16 @@ def test_triton_killed_is_restarted_by_the_gateway(managed_gateway: tuple[str, d
     assert resp.json()["choices"][0]["message"]["content"] is not None
     restarted = _tritons(ports)
     assert restarted and pid not in restarted
+
+    # Alive but silent: a stopped Triton never exits, so only the readiness probe can tell.
+    [stopped] = restarted
+    os.killpg(stopped, signal.SIGSTOP)
+    deadline = time.monotonic() + 60
+    while _ready(url).status_code == 200:  # /ready's own probe is bounded (3 s): it turns 503
+        assert time.monotonic() < deadline, "/ready kept saying 200 for a stopped Triton"
+        time.sleep(0.5)
+    _wait_ready(url, 540, "Triton was stopped (SIGSTOP)")
+    again = _tritons(ports)
+    assert again and stopped not in again, "the stopped Triton was not replaced"
+    resp = _chat(url, "smollm2", CLIENT, max_tokens=4)
+    assert resp.status_code == 200, resp.text
