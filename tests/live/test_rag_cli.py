@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from gateway.api import rag as rag_api
 from gateway.app import install_error_handlers
 from gateway.auth import KeyStore
+from gateway.governance.pricing import PriceTable
 from rag import RagService, RagSettings
 
 db, port = sys.argv[1], int(sys.argv[2])
@@ -31,9 +32,14 @@ install_error_handlers(app)
 app.include_router(rag_api.router)
 app.get("/health")(lambda: {"status": "ok"})
 
-class NoVirtualKeys:
+class NoVirtualKeys:  # the governance this partial app needs: no virtual keys, searches charge nothing
+    prices = PriceTable({})
+
     async def authenticate(self, secret):
         return None
+
+    async def record_usage(self, principal, *, tokens, cost):
+        pass
 
 app.state.services = SimpleNamespace(keys=KeyStore([], ["sk-admin"]), insecure=False, governance=NoVirtualKeys())
 rag = RagService(RagSettings(uri=db), owner_url=f"http://127.0.0.1:{port}")
