@@ -2,9 +2,9 @@
 
 `llmops serve` starts Triton, then `supervise()`s it: a watchdog thread restarts it whenever it
 exits (crash, OOM kill, `kill -9`), and kills and restarts it when it is alive but has not answered
-its readiness URL for `hang_s` (stopped, deadlocked), with exponential backoff, until `stop()`. Meanwhile the
-gateway answers requests for the local model with 503 (or its fallbacks) and `/ready` names the
-model as down; nothing in the gateway needs to be told about the restart.
+its readiness URL for `hang_s` (stopped, deadlocked), with exponential backoff, until `stop()`.
+Meanwhile the gateway answers requests for the local model with 503 (or its fallbacks) and `/ready`
+names the model as down; nothing in the gateway needs to be told about the restart.
 """
 
 from __future__ import annotations
@@ -58,13 +58,9 @@ class ManagedProcess:
             if self.proc.poll() is not None:
                 where = f" (see {log_path})" if log_path else ""
                 raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} while starting{where}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=1) as resp:
-                    if resp.status == 200:
-                        log.info("%s is ready", self.name)
-                        return
-            except OSError:
-                pass
+            if self._answers(1.0):
+                log.info("%s is ready", self.name)
+                return
             time.sleep(0.25)
         self._kill_group(grace_s=10.0)
         if self._stopping.is_set():
@@ -102,10 +98,7 @@ class ManagedProcess:
             proc = self.proc
             if proc is None:
                 continue
-            if proc.poll() is None:
-                now = time.monotonic()
-                if hang_s is None or now < next_probe:
-                    continue
+            if proc.poll() is None and hang_s is not None and time.monotonic() >= next_probe:
                 # A process that is alive but silent (SIGSTOPped, deadlocked, swapping) serves no one
                 # and never exits: after `hang_s` of silence it is killed, and restarted below.
                 if self._answers(min(probe_every_s, hang_s)):
@@ -114,8 +107,8 @@ class ManagedProcess:
                     log.error("%s has not answered %s for %.0fs; killing it", self.name, self.ready_url, hang_s)
                     self._kill_group(grace_s=0)
                 next_probe = time.monotonic() + probe_every_s
-                if proc.poll() is None:
-                    continue
+            if proc.poll() is None:
+                continue
             if time.monotonic() - up_since >= stable_s:
                 delay = backoff_s
             log.error("%s is not running (exit code %s); restarting in %.0fs", self.name, proc.returncode, delay)

@@ -12,8 +12,8 @@ the matrix multiplications change with `weight_format` (see `Weight` and `format
 - "float32": reproduces transformers' logits to ~1e-4 (top-1 agreement 100%).
 - "bfloat16": ~2x faster matmuls for batches on AMX CPUs; top-1 agreement ~96.5%, KL ~1e-3.
 - "q4" (default): 4-bit weights for decode steps (exact GGUF Q4_1 groups), bfloat16 for prefill and
-  big batches, float16 (or float32, see `formats`) output head; top-1 agreement ~99%, KL ~4e-4 against float32 (bfloat16
-  activations are most of the difference). Fastest: a decode step reads ~1/5 of float32's bytes.
+  big batches, a float16 or float32 output head (see `formats`); top-1 agreement ~99%, KL ~4e-4
+  against float32 (bfloat16 activations are most of the difference). Fastest: a decode step reads ~1/5 of float32's bytes.
 
 KV cache layout: per layer one tensor `[slots, kv_heads, length, head_dim]` for keys and one for
 values. Sequences being decoded occupy slots `0..n-1` contiguously, so one decode step attends over
