@@ -115,7 +115,7 @@ def build_rows(limit: int | None, top_k: int | None) -> tuple[list[Row], list[fl
             prompt = max(det.segment_logits(ex.text)) if ex.text.strip() else -math.inf
             rows.append(Row(ex.source, ex.label, prompt, empty, empty, empty))
             continue
-        m = document_matrix(ex.text, det.features)
+        m = document_matrix(ex.text, det.features, det.wordvec)
         logits = m.logits(det.doc_weights, det.doc_bias) if det.doc_weights is not None else empty
         keep = np.argsort(-logits)[:top_k] if top_k else np.arange(len(logits))
         centroid, nearest = offtopic_features(embedder.embed([m.norm[s:e] for s, e in (m.spans[i] for i in keep)]))

@@ -66,7 +66,7 @@ def build(k: int, splits: Sequence[str]) -> list[Doc]:
             docs.append(Doc(ex.source, ex.label, ex.split, max(det.segment_logits(ex.text)), empty,
                             np.zeros(0, np.int64), [], "", False, False))
             continue
-        m = document_matrix(ex.text, det.features)
+        m = document_matrix(ex.text, det.features, det.wordvec)
         logits = m.logits(det.doc_weights, det.doc_bias)
         top = np.argsort(-logits, kind="stable")[:k]
         payload = payload_span(ex.text, ex.span, m.norm) if ex.span is not None else None

@@ -2,7 +2,8 @@
 
 Prints the tables and writes ``evals/guardrails_detection/results.json``. Only held-out
 data is reported: presidio rows 500-999 (rows 0-499 were used to tune the patterns) and
-the injection detector's seeded TEST split (threshold chosen on dev).
+the injection detector's seeded TEST split (threshold chosen on dev), and BIPIA's separate test
+file of indirect instructions planted into TEST documents (see ``bipia_external``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evals.guardrails_detection import injection_eval, pii_eval
+from evals.guardrails_detection import bipia_external, injection_eval, pii_eval
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     pii = pii_eval.evaluate(pii_eval.load_rows(pii_eval.HELDOUT_ROWS))
     pii["benign_docs"] = pii_on_benign_docs()
     inj = injection_eval.evaluate()
+    from guardrails.injection import InjectionDetector
+
+    inj["external_indirect"] = bipia_external.evaluate(InjectionDetector.load())
     print(pii_eval.format_table(pii))
     b = pii["benign_docs"]
     print(
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(injection_eval.format_tables(inj))
+    print()
+    print(bipia_external.format_table(inj["external_indirect"]))
     results = {"pii": pii, "injection": inj, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwrote {args.out}")

@@ -35,6 +35,10 @@ FRACTIONS: dict[str, float] = {"train": 0.6, "dev": 0.2, "test": 0.2}
 EVAL_ONLY = "eval_only"
 DEFAULT_SEED = 13
 PLANTS_PER_INSTRUCTION = 4
+# Each chat request goes into this many documents: its words and its host vary independently, so
+# the document model sees the same request both on- and off-topic (dev: planted requests 65 -> 67%
+# with the v2 features, 74 -> 76% with word vectors).
+PLANTS_PER_REQUEST = 3
 # Chat requests that are benign from a user and injections inside a document.
 REQUEST_SOURCES: tuple[str, ...] = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
 PLANTED_REQUESTS = "planted_requests"
@@ -151,16 +155,17 @@ def _augment(base: list[Example], instructions: list[Example], seed: int) -> lis
 
 
 def _plant_requests(base: list[Example], seed: int) -> list[Example]:
-    """Each chat request planted once into a document of its own split (own RNG stream, so the
-    examples ``_augment`` makes are unchanged by this step)."""
+    """Each chat request planted into ``PLANTS_PER_REQUEST`` documents of its own split (own RNG
+    stream, so the examples ``_augment`` makes are unchanged by this step)."""
     out: list[Example] = []
     for split in SPLITS:
         rng = random.Random(f"{seed}:plant-requests:{split}")
         hosts = _hosts(base, split)
         for ex in base:
             if ex.split == split and ex.source in REQUEST_SOURCES:
-                text, span = plant(rng.choice(hosts).text, ex.text, rng)
-                out.append(Example(text, 1, PLANTED_REQUESTS, ex.group, split, span))
+                for host in rng.sample(hosts, PLANTS_PER_REQUEST):
+                    text, span = plant(host.text, ex.text, rng)
+                    out.append(Example(text, 1, PLANTED_REQUESTS, ex.group, split, span))
     return out
 
 

@@ -25,10 +25,11 @@ import numpy.typing as npt
 from guardrails.injection.document import document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
 from guardrails.injection.rules import rule_hits, rule_names
+from guardrails.injection.wordvec import WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v2.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v3.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 
@@ -55,11 +56,13 @@ class InjectionDetector:
         doc_weights: npt.NDArray[np.float32] | None = None,
         doc_bias: float = 0.0,
         doc_prompt_offset: float = 0.0,
+        wordvec: WordVectors | None = None,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
-        if doc_weights is not None and doc_weights.shape != (n_doc_features(features),):
-            raise ValueError(f"doc_weights shape {doc_weights.shape} != ({n_doc_features(features)},)")
+        n_doc = n_doc_features(features, wordvec.dims if wordvec else 0)
+        if doc_weights is not None and doc_weights.shape != (n_doc,):
+            raise ValueError(f"doc_weights shape {doc_weights.shape} != ({n_doc},)")
         self.weights = weights.astype(np.float32, copy=False)
         self.bias = float(bias)
         self.threshold = float(threshold)
@@ -73,6 +76,9 @@ class InjectionDetector:
         # Added to the prompt model's logits in document mode: documents get their own share of
         # the false-positive budget (tuned on dev), the prompt path keeps the plain threshold.
         self.doc_prompt_offset = float(doc_prompt_offset)
+        # Static word vectors for the document model's topic columns (see ``wordvec``); a separate
+        # artifact, named and digest-checked in this one's metadata.
+        self.wordvec = wordvec
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
@@ -89,6 +95,8 @@ class InjectionDetector:
         arrays = {"weights": self.weights.astype(np.float16)}
         if self.doc_weights is not None:
             meta |= {"doc_bias": self.doc_bias, "doc_prompt_offset": self.doc_prompt_offset}
+            if self.wordvec is not None:
+                meta["doc_wordvec"] = {"file": self.wordvec.name, "digest": self.wordvec.digest}
             arrays["doc_weights"] = self.doc_weights.astype(np.float16)
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
@@ -103,6 +111,13 @@ class InjectionDetector:
             doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
         if meta.get("format") not in (FORMAT, FORMAT_DOC):
             raise ValueError(f"unsupported artifact format {meta.get('format')!r}")
+        wordvec = None
+        if "doc_wordvec" in meta:
+            name = meta["doc_wordvec"]["file"]
+            beside = Path(path).parent / name
+            wordvec = WordVectors.load(beside if beside.exists() else ARTIFACT_DIR / name)
+            if wordvec.digest != meta["doc_wordvec"]["digest"]:
+                raise ValueError(f"{wordvec.name} was built from another model than {Path(path).name} was trained with")
         return cls(
             weights,
             meta["bias"],
@@ -114,6 +129,7 @@ class InjectionDetector:
             doc_weights,
             meta.get("doc_bias", 0.0),
             meta.get("doc_prompt_offset", 0.0),
+            wordvec,
         )
 
     # ------------------------------------------------------------------ scoring
@@ -145,7 +161,8 @@ class InjectionDetector:
         """Logit of each sentence/line segment under the document model (empty without one)."""
         if self.doc_weights is None:
             return []
-        return document_matrix(self._bounded(text), self.features).logits(self.doc_weights, self.doc_bias).tolist()
+        matrix = document_matrix(self._bounded(text), self.features, self.wordvec)
+        return matrix.logits(self.doc_weights, self.doc_bias).tolist()
 
     def logit_parts(self, text: str) -> tuple[float, float]:
         """(max prompt-model logit, max document-model logit); -inf where there is nothing to score."""

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from guardrails.injection.features import _U64, FeatureConfig, Features, PreparedText, _finalise, normalize
+from guardrails.injection.wordvec import WordVectors, topic_features
 
 N_CONTEXT = 4  # novelty, question, second person, log length
 _FIRST_WORD_SALT = _U64(0x5851F42D4C957F2D)
@@ -57,8 +58,10 @@ def segment_spans(norm: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if norm[s:e].strip()]
 
 
-def n_doc_features(cfg: FeatureConfig) -> int:
-    return cfg.n_features + N_CONTEXT
+def n_doc_features(cfg: FeatureConfig, wordvec_dims: int = 0) -> int:
+    """Hashed blocks and cues, the context values, then (with word vectors) the topic vector and
+    the cosine to the rest of the document."""
+    return cfg.n_features + N_CONTEXT + (wordvec_dims + 1 if wordvec_dims else 0)
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,10 @@ def _assign(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], seg_star
     return seg, inside
 
 
-def document_matrix(text: str, cfg: FeatureConfig) -> SegmentMatrix:
+def document_matrix(text: str, cfg: FeatureConfig, wordvec: WordVectors | None = None) -> SegmentMatrix:
     """Features of every segment of ``text``: hashed n-grams and cues (as ``features`` computes
-    them for the segment alone), the context values, and the first word. Vectorised over segments:
-    a 2,000-char document has ~30-60 of them."""
+    them for the segment alone), the context values, the first word, and with ``wordvec`` the
+    topic columns. Vectorised over segments: a 2,000-char document has ~30-60 of them."""
     norm = doc_normalize(text)
     spans = segment_spans(norm)
     empty = np.zeros(0, np.int64)
@@ -140,6 +143,14 @@ def document_matrix(text: str, cfg: FeatureConfig) -> SegmentMatrix:
         rk = np.asarray(sorted(fired), np.int64)
         parts.append((rk[:, 0], rk[:, 1] + (2 << cfg.n_bits), np.ones(len(rk), np.float32)))
     parts.append(_context(norm, spans, cfg))
+    if wordvec is not None:
+        dense = topic_features(wordvec, [norm[s:e] for s, e in spans])
+        n_seg, n_col = dense.shape
+        parts.append((
+            np.repeat(np.arange(n_seg, dtype=np.int64), n_col),
+            np.tile(np.arange(n_col, dtype=np.int64) + cfg.n_features + N_CONTEXT, n_seg),
+            dense.ravel(),
+        ))
     row, col, val = (np.concatenate(x) for x in zip(*parts, strict=True))
     return SegmentMatrix(row, col, val.astype(np.float32), spans, norm)
 

@@ -29,8 +29,9 @@ from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmo
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.rules import RULES_VERSION
 from guardrails.injection.train_document import fit_document
+from guardrails.injection.wordvec import WordVectors
 
-VERSION = "injection-v2"
+VERSION = "injection-v3"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -48,13 +49,18 @@ class Candidate:
     # Whether the prompt model also learns planted BIPIA instructions (ordinary requests in a
     # user's own message, so they teach it to flag chat prompts; document mode covers them).
     prompt_indirect: bool = True
+    # Topic columns from static word vectors in the document model (see ``wordvec``).
+    wordvec: bool = False
 
 
 # Dev macro-TPR in the first search: doc_c 4 / indirect off 0.790, doc_c 4 / on 0.789, doc_c 1 / off 0.797.
+# v3 adds the word-vector topic columns (dev, one request plant each: 0.797 -> 0.798-0.803, planted
+# requests 65 -> 74-78%); the v2 candidate stays in the grid as the control.
 GRID: tuple[Candidate, ...] = (
+    Candidate(4.0, 250, doc_c=1.0, prompt_indirect=False, wordvec=True),
+    Candidate(4.0, 250, doc_c=0.5, prompt_indirect=False, wordvec=True),
+    Candidate(4.0, 250, doc_c=2.0, prompt_indirect=False, wordvec=True),
     Candidate(4.0, 250, doc_c=1.0, prompt_indirect=False),
-    Candidate(4.0, 250, doc_c=0.5, prompt_indirect=False),
-    Candidate(8.0, 250, doc_c=1.0, prompt_indirect=False),
 )
 DOC_OFFSETS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.25))
 DOC_PROMPT_OFFSETS = (-3.0, -2.0, -1.0, -0.5, 0.0)
@@ -140,7 +146,8 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     coef = clf.coef_[0].astype(np.float32)
     det = InjectionDetector(coef, float(clf.intercept_[0]), 0.5, cfg, window, VERSION)
     if cand.doc_c:
-        det.doc_weights, doc_bias = fit_document(train, cfg, cand.doc_c, seed)
+        det.wordvec = WordVectors.load() if cand.wordvec else None
+        det.doc_weights, doc_bias = fit_document(train, cfg, cand.doc_c, seed, det.wordvec)
         det.doc_bias = doc_bias + cand.doc_offset
         det.doc_prompt_offset = cand.doc_prompt_offset
     return det

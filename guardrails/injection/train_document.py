@@ -18,6 +18,7 @@ import numpy.typing as npt
 from guardrails.injection.dataset import PLANTED_REQUESTS, Example
 from guardrails.injection.document import document_matrix, n_doc_features, payload_span
 from guardrails.injection.features import FeatureConfig, Features
+from guardrails.injection.wordvec import WordVectors
 
 TRAIN_SOURCES = frozenset(
     {
@@ -36,8 +37,10 @@ MAX_BENIGN_SEGMENTS = 12  # per document: keeps big code files from outweighing 
 HOST_SEGMENT_RATE = 0.3
 
 
-def document_rows(ex: Example, cfg: FeatureConfig, rng: random.Random) -> Iterator[tuple[Features, int]]:
-    matrix = document_matrix(ex.text, cfg)
+def document_rows(
+    ex: Example, cfg: FeatureConfig, rng: random.Random, wordvec: WordVectors | None = None
+) -> Iterator[tuple[Features, int]]:
+    matrix = document_matrix(ex.text, cfg, wordvec)
     if not matrix.spans:
         return
     feats, spans, norm = matrix.rows(), matrix.spans, matrix.norm
@@ -63,7 +66,7 @@ def document_rows(ex: Example, cfg: FeatureConfig, rng: random.Random) -> Iterat
 
 
 def fit_document(
-    train: Sequence[Example], cfg: FeatureConfig, c: float, seed: int
+    train: Sequence[Example], cfg: FeatureConfig, c: float, seed: int, wordvec: WordVectors | None = None
 ) -> tuple[npt.NDArray[np.float32], float]:
     """Weights and bias of the document model; each source and each class weigh the same in total."""
     import scipy.sparse as sp
@@ -76,7 +79,7 @@ def fit_document(
     for ex in train:
         if ex.source not in TRAIN_SOURCES:
             continue
-        for feats, label in document_rows(ex, cfg, rng):
+        for feats, label in document_rows(ex, cfg, rng, wordvec):
             rows.append(feats)
             labels.append(label)
             srcs.append(ex.source)
@@ -88,7 +91,7 @@ def fit_document(
     indptr = np.cumsum([0] + [idx.size for idx, _ in rows])
     x = sp.csr_matrix(
         (np.concatenate([v for _, v in rows]), np.concatenate([i for i, _ in rows]), indptr),
-        shape=(len(rows), n_doc_features(cfg)),
+        shape=(len(rows), n_doc_features(cfg, wordvec.dims if wordvec else 0)),
     )
     clf = LogisticRegression(C=c, solver="liblinear", max_iter=5000)
     clf.fit(x, y, sample_weight=w)
