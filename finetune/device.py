@@ -54,8 +54,9 @@ def placement() -> Placement:
     if world > 1:
         import torch.distributed as dist
 
+        if device.type == "cuda":
+            # before the process group: NCCL binds each rank's communicator to the current device
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
     return Placement(device, rank, world)

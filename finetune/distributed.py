@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_job(ft, ft.jobs.spec(args.job), control, placement(), args.worker)
     finally:
         ft.close()
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()  # local teardown (NCCL warns at exit without it)
     return 0 if outcome == "succeeded" else 1
 
 
