@@ -31,6 +31,7 @@ from collections.abc import Callable  # noqa: E402
 
 from guardrails import DenyList, InjectionDetector, PromptLeakDetector, check_sensitive_data  # noqa: E402
 from guardrails.canary import make_canary  # noqa: E402
+from guardrails.pii.entity import ALL_TYPES, NER_TYPES  # noqa: E402
 
 BASE = (
     "I'm migrating our billing service from Flask to FastAPI and I'm stuck on a few things. "
@@ -84,6 +85,10 @@ def main() -> int:
     results = {
         "injection.check": measure(detector.check, texts, args.iters),
         "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),
+        # Opt-in NER types (spaCy en_core_web_sm): a separate row, they are not in the default set.
+        "pii.check + PERSON/LOCATION": measure(
+            lambda t: check_sensitive_data(t, NER_TYPES | ALL_TYPES), texts, max(50, args.iters // 10)
+        ),
         "canary/leak.check": measure(leak.check, texts, args.iters),
         "denylist.check": measure(deny.check, texts, args.iters),
     }

@@ -94,7 +94,9 @@ class Guardrails:
                 importlib.import_module(module)
             except ImportError as exc:
                 raise RailConfigError(f"guardrails.plugins: cannot import {module!r}: {exc}") from exc
-        self.resources = Resources(NemoConfigs(root / settings.nemo_dir), root / settings.injection_model)
+        self.resources = Resources(
+            NemoConfigs(root / settings.nemo_dir), root / settings.injection_model, root / settings.ner_model
+        )
         # Built eagerly so that a bad policy or NeMo config fails at start-up, naming itself.
         self.policies = {name: self._compile(name, p) for name, p in settings.policies.items()}
 

@@ -75,6 +75,10 @@ class GuardrailsSettings(_Strict):
     injection_model: str = Field(
         "guardrails/injection/artifacts/injection-v3.npz", description="Prompt-injection detector artifact."
     )
+    ner_model: str = Field(
+        "models/spacy/en_core_web_sm",
+        description="spaCy NER model folder for the PERSON and LOCATION types of the pii rail (fetched by setup).",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> GuardrailsSettings:

@@ -8,6 +8,7 @@ A rail sees one text at a time and returns a Verdict and the (possibly masked) t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any, Protocol
 
 from guardrails.errors import RailConfigError, UnknownRail
 from guardrails.nemo import NemoConfigs
-from guardrails.pii import PERSONAL_TYPES, SECRET_TYPES, PlaceholderVault, find_entities, mask
-from guardrails.pii import check as pii_check
+from guardrails.pii import PERSONAL_TYPES, SECRET_TYPES, PlaceholderVault, find_entities, ner
+from guardrails.pii.detect import verdict_of
+from guardrails.pii.entity import KNOWN_TYPES, NER_TYPES, Entity
+from guardrails.pii.vault import mask_entities
 from guardrails.policy import RailSpec
 from guardrails.verdict import Verdict
 
@@ -49,6 +52,7 @@ class Resources:
 
     nemo: NemoConfigs
     injection_model: Path
+    ner_model: Path = ner.DEFAULT_MODEL
     _injection: Any = None
 
     def injection(self) -> Any:
@@ -62,6 +66,12 @@ class Resources:
                 )
             self._injection = InjectionDetector.load(self.injection_model)
         return self._injection
+
+    def ner(self) -> Any:
+        try:
+            return ner.configure(self.ner_model)
+        except ner.NerModelMissing as exc:
+            raise RailConfigError(str(exc)) from None
 
 
 Factory = Callable[[RailSpec, Resources], Rail]
@@ -128,18 +138,23 @@ class SensitiveDataRail:
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
-        verdict = pii_check(text, self.types, action=self.action, rail=self.name)  # type: ignore[arg-type]
+        if self.types & NER_TYPES:
+            # tens of ms of spaCy: off the event loop, so other requests keep moving meanwhile
+            entities = await asyncio.to_thread(find_entities, text, self.types)
+        else:
+            entities = find_entities(text, self.types)
+        verdict = verdict_of(entities, 0.0, self.action, self.name)  # type: ignore[arg-type]
         if verdict.action == "mask":
             # Input values go into the caller's vault and come back in the answer; values the
             # model produced are redacted for good (a vault placeholder would be restored).
-            text = mask(text, ctx.vault, self.types) if ctx.stage != "output" else redact(text, self.types)
+            text = mask_entities(text, entities, ctx.vault) if ctx.stage != "output" else redact(text, entities)
         return Verdict(verdict.rail, verdict.action, verdict.score, _elapsed(t0), verdict.detail), text
 
 
-def redact(text: str, types: frozenset[str]) -> str:
+def redact(text: str, entities: list[Entity]) -> str:
     """Replace each entity with `[TYPE]`: irreversible, unlike the vault's `<TYPE_n>`."""
     out, last = [], 0
-    for e in find_entities(text, types):
+    for e in entities:
         out.append(text[last : e.start])
         out.append(f"[{e.type}]")
         last = e.end
@@ -151,15 +166,18 @@ def _types(spec: RailSpec, default: frozenset[str]) -> frozenset[str]:
     wanted = spec.params.get("types")
     if wanted is None:
         return default
-    unknown = set(wanted) - (PERSONAL_TYPES | SECRET_TYPES)
+    unknown = set(wanted) - KNOWN_TYPES
     if unknown:
-        raise RailConfigError(f"rail {spec.rail!r}: unknown entity types {sorted(unknown)}")
+        raise RailConfigError(f"rail {spec.rail!r}: unknown entity types {sorted(unknown)}; known: {sorted(KNOWN_TYPES)}")
     return frozenset(wanted)
 
 
 @register("pii")
 def _pii(spec: RailSpec, res: Resources) -> Rail:
-    return SensitiveDataRail("pii", spec.action, _types(spec, PERSONAL_TYPES))
+    types = _types(spec, PERSONAL_TYPES)
+    if types & NER_TYPES:
+        res.ner()  # load it now: a missing model is a start-up error naming it, not a 500 later
+    return SensitiveDataRail("pii", spec.action, types)
 
 
 @register("secrets")

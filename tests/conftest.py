@@ -19,7 +19,8 @@ CLIENT_KEY = "sk-test-client"
 ADMIN_KEY = "sk-test-admin"
 # Client keys bound to a guardrails policy through guardrails.keys (key id → policy).
 POLICY_KEYS = {"sk-test-strict": "strict", "sk-test-crashy": "crashy", "sk-test-crashy-open": "crashy-open",
-               "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only", "sk-test-refusal": "refusal"}
+               "sk-test-norails": "off", "sk-test-retrieval": "retrieval-only", "sk-test-refusal": "refusal",
+               "sk-test-names": "names"}
 BODY_TIMEOUT_S = 3.0  # short, so the slow-client drill waits seconds, not the default 30
 HEADER_TIMEOUT_S = 5.0  # the same for trickled headers (a little longer: every fresh connection has it)
 STREAM_WRITE_TIMEOUT_S = 5.0  # likewise for a client that never reads its stream (default 60)
@@ -102,6 +103,10 @@ def guardrails_config() -> dict[str, object]:
     rails["policies"]["crashy-open"] = {"input": [{"rail": "crash", "action": "block", "on_error": "pass"}]}
     rails["policies"]["retrieval-only"] = {"retrieval": [{"rail": "injection", "action": "block"}]}
     rails["policies"]["refusal"] = {**rails["policies"]["default"], "on_block": "refusal"}
+    # Names and places (spaCy NER) masked on the way in, redacted on the way out.
+    names = {"types": ["PERSON", "LOCATION", "EMAIL"]}
+    rails["policies"]["names"] = {"input": [{"rail": "pii", "action": "mask", "params": names}],
+                                  "output": [{"rail": "pii", "action": "mask", "params": names}]}
     rails["keys"] = {f"static-{digest(key)[:12]}": policy for key, policy in POLICY_KEYS.items()}
     return rails
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 
-from guardrails.pii import personal, secrets
-from guardrails.pii.entity import ALL_TYPES, Entity
+from guardrails.pii import ner, personal, secrets
+from guardrails.pii.entity import ALL_TYPES, KNOWN_TYPES, NER_TYPES, Entity
 from guardrails.pii.recognizer import Recognizer
 from guardrails.verdict import Action, Verdict
 
@@ -29,14 +29,17 @@ def find_entities(text: str, types: Collection[str] | None = None) -> list[Entit
     """Detect sensitive spans in ``text``.
 
     ``types`` restricts the result to those entity types (see ``guardrails.pii.entity``);
-    ``None`` means all. The list is sorted by position and spans never overlap.
+    ``None`` means all the pattern types (PERSON and LOCATION, which need the NER model, only
+    when named). The list is sorted by position and spans never overlap.
     """
     if types is not None:
-        unknown = set(types) - ALL_TYPES
+        unknown = set(types) - KNOWN_TYPES
         if unknown:
             raise ValueError(f"unknown entity types: {sorted(unknown)}")
     wanted = ALL_TYPES if types is None else frozenset(types)
     candidates = [entity for recognizer in RECOGNIZERS if recognizer.type in wanted for entity in recognizer.find(text)]
+    if wanted & NER_TYPES:
+        candidates += ner.find(text, wanted & NER_TYPES)
     return _resolve(candidates)
 
 
@@ -52,7 +55,11 @@ def check(
     """
     t0 = time.perf_counter()
     entities = find_entities(text, types)
-    latency_ms = (time.perf_counter() - t0) * 1000.0
+    return verdict_of(entities, (time.perf_counter() - t0) * 1000.0, action, rail)
+
+
+def verdict_of(entities: list[Entity], latency_ms: float, action: Action = "mask", rail: str = "sensitive_data") -> Verdict:
+    """The verdict for entities already found (see ``check``)."""
     if not entities:
         return Verdict(rail, "pass", 0.0, latency_ms)
     counts: dict[str, int] = {}

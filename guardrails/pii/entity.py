@@ -21,6 +21,9 @@ GOOGLE_API_KEY: Final = "GOOGLE_API_KEY"
 JWT: Final = "JWT"
 PRIVATE_KEY: Final = "PRIVATE_KEY"
 GENERIC_SECRET: Final = "GENERIC_SECRET"
+# Found by a local NER model (``guardrails.pii.ner``), only where a rail asks for them by name.
+PERSON: Final = "PERSON"
+LOCATION: Final = "LOCATION"
 
 PERSONAL_TYPES: Final[frozenset[str]] = frozenset({EMAIL, PHONE, CREDIT_CARD, IBAN, US_SSN, UK_NINO, IP_ADDRESS})
 SECRET_TYPES: Final[frozenset[str]] = frozenset(
@@ -36,7 +39,10 @@ SECRET_TYPES: Final[frozenset[str]] = frozenset(
         GENERIC_SECRET,
     }
 )
+# The pattern types: what a rail detects when it names no types.
 ALL_TYPES: Final[frozenset[str]] = PERSONAL_TYPES | SECRET_TYPES
+NER_TYPES: Final[frozenset[str]] = frozenset({PERSON, LOCATION})
+KNOWN_TYPES: Final[frozenset[str]] = ALL_TYPES | NER_TYPES
 
 
 @dataclass(frozen=True, slots=True)

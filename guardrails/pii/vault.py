@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection
 
 from guardrails.pii.detect import find_entities
+from guardrails.pii.entity import Entity
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 
@@ -55,7 +56,11 @@ class PlaceholderVault:
 
 def mask(text: str, vault: PlaceholderVault, types: Collection[str] | None = None) -> str:
     """Replace every detected entity in ``text`` with its placeholder from ``vault``."""
-    entities = find_entities(text, types)
+    return mask_entities(text, find_entities(text, types), vault)
+
+
+def mask_entities(text: str, entities: list[Entity], vault: PlaceholderVault) -> str:
+    """``mask`` for entities already found in ``text`` (sorted, not overlapping)."""
     if not entities:
         return text
     parts: list[str] = []

@@ -74,6 +74,24 @@ def test_masking_round_trip_in_a_stream(gateway: Gateway, fake_provider: str) ->
     assert "sam@example.com" not in json.dumps(httpx.get(f"{fake_provider}/last").json())
 
 
+def test_names_and_places_are_masked_upstream_and_restored_for_the_caller(gateway: Gateway, fake_provider: str) -> None:
+    text = "Draft a note to Maria Garcia: her flight from Springfield to London leaves at 9."
+    client = gateway.client(key="sk-test-names")
+    resp = client.chat.completions.create(model="fake-echo", messages=[{"role": "user", "content": text}])
+    forwarded = httpx.get(f"{fake_provider}/last").json()["messages"][-1]["content"]
+    assert "Maria" not in forwarded and "London" not in forwarded and "Springfield" not in forwarded
+    assert "<PERSON_1>" in forwarded and "<LOCATION_2>" in forwarded
+    assert resp.choices[0].message.content == text  # the echo's placeholders come back as the caller's values
+    chunks = list(client.chat.completions.create(
+        model="fake-echo", messages=[{"role": "user", "content": text}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    # A name the model produced (not the caller's) is redacted for good.
+    check = httpx.post(f"{gateway.url}/v1/guardrails/check", headers={"authorization": "Bearer sk-test-names"},
+                       json={"messages": [{"role": "assistant", "content": "Ask Maria Garcia in London."}],
+                             "rails": "output"}).json()
+    assert check["action"] == "mask" and check["messages"][0]["content"] == "Ask [PERSON] in [LOCATION]."
+
+
 def test_output_secret_blocked_mid_stream_and_nothing_unsafe_sent(gateway: Gateway) -> None:
     chunks = list(gateway.client().chat.completions.create(
         model="fake-leak", messages=[{"role": "user", "content": "Tell me about buckets."}], stream=True))
