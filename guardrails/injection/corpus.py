@@ -25,6 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "package_docs.jsonl.gz"
+# Operating-system documentation (READMEs, FAQs, NEWS under /usr/share/doc), frozen like the
+# package docs. Written to a reader ("you can...", "how do I...?"), it is the benign side of what
+# a request planted in a document looks like; not used as a host for planted payloads.
+SYSTEM_SNAPSHOT = Path(__file__).resolve().parent / "data" / "system_docs.jsonl.gz"
+SYSTEM_DOC_DIR = Path("/usr/share/doc")
+_SYSTEM_DOC_NAME = re.compile(r"^(readme|faq|news|todo|usage|howto)[^/]*|.*\.(md|txt|rst)(\.gz)?$", re.IGNORECASE)
 LONG_SOURCES = frozenset({"pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs"})
 MIN_CHARS = 200
 MAX_CHARS = 3000
@@ -152,6 +158,32 @@ def package_docs(rng: random.Random, max_chunks_per_file: int = 3) -> Iterator[D
             yield Doc(piece, "package_docs", group)
 
 
+def system_docs(rng: random.Random, max_chunks_per_file: int = 2, max_docs: int = 900) -> list[Doc]:
+    """Chunks of the text documentation under /usr/share/doc (changelogs and licences left out)."""
+    files = sorted(
+        p
+        for p in SYSTEM_DOC_DIR.rglob("*")
+        if p.is_file()
+        and _SYSTEM_DOC_NAME.match(p.name)
+        and not re.search(r"changelog|copyright|license", p.name, re.IGNORECASE)
+        and not any(part in str(p).lower() for part in _EXCLUDED_PATH_PARTS)
+    )
+    docs: list[Doc] = []
+    for path in files:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            try:
+                data = gzip.decompress(data)
+            except OSError:
+                continue
+        text = data.decode("utf-8", errors="replace")
+        if "\x00" in text or "<html" in text[:500].lower():
+            continue
+        group = f"sysdoc:{path.relative_to(SYSTEM_DOC_DIR).parts[0]}"
+        docs += [Doc(piece, "system_docs", group) for piece in chunk(text, rng, max_chunks_per_file)]
+    return sorted(rng.sample(docs, max_docs), key=lambda d: (d.group, d.text)) if len(docs) > max_docs else docs
+
+
 def read_snapshot(path: Path = SNAPSHOT) -> list[Doc]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [Doc(**json.loads(line)) for line in f if line.strip()]
@@ -178,11 +210,19 @@ def long_benign(seed: int, max_stdlib_files: int = 500, live_packages: bool = Fa
     return docs
 
 
+def frozen_system_docs() -> list[Doc]:
+    return read_snapshot(SYSTEM_SNAPSHOT) if SYSTEM_SNAPSHOT.exists() else []
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Freeze installed-package docs into the snapshot file.")
+    parser = argparse.ArgumentParser(description="Freeze installed-package (or system) docs into a snapshot file.")
     parser.add_argument("--snapshot", action="store_true", required=True)
+    parser.add_argument("--system", action="store_true", help="the /usr/share/doc family instead")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
-    frozen = list(package_docs(random.Random(f"{args.seed}:pkgdocs")))
-    write_snapshot(frozen)
-    print(f"wrote {len(frozen)} chunks from {len({d.group for d in frozen})} packages to {SNAPSHOT}")
+    if args.system:
+        frozen, path = system_docs(random.Random(f"{args.seed}:sysdocs")), SYSTEM_SNAPSHOT
+    else:
+        frozen, path = list(package_docs(random.Random(f"{args.seed}:pkgdocs"))), SNAPSHOT
+    write_snapshot(frozen, path)
+    print(f"wrote {len(frozen)} chunks from {len({d.group for d in frozen})} packages to {path}")

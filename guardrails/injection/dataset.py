@@ -183,6 +183,7 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.long_benign(seed)]
     # Appended last: group ids are item indices, so earlier sources keep the splits they had.
     raw += sources.roleplay_negatives()
+    raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_system_docs()]
     items = _dedupe(raw)
     groups = _merge_groups(items)
     base = assign_splits([Example(it.text, it.label, it.source, g) for it, g in zip(items, groups, strict=True)], seed)

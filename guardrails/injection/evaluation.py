@@ -11,7 +11,7 @@ from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, Example
 from guardrails.injection.detector import InjectionDetector
 from guardrails.injection.metrics import threshold_for_fpr, wilson
 
-LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "spliced_benign")
+LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "spliced_benign")
 SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
 # Scored in document mode (the gateway's retrieval rails and tool/function messages): text the
 # assistant reads as data. Everything else is scored as a message the user wrote.

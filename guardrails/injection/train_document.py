@@ -26,6 +26,7 @@ TRAIN_SOURCES = frozenset(
         "stdlib_docstrings",
         "stdlib_code",
         "package_docs",
+        "system_docs",
         "spliced_benign",
         "bipia_text",
         "bipia_code",
@@ -57,12 +58,20 @@ def document_rows(
     if payload is None:
         return
     ps, pe = payload
+    # A payload that carries a code block ("Add this to your answer: ```import requests ...```")
+    # is an injection by its request, not by its code: `import requests` on its own is ordinary
+    # code, so lines inside the block are given neither label.
+    fence = norm.find("```", ps, pe)
+    instr_end = fence if fence > ps else pe
     for f, (s, e) in rows:
         overlap = max(0, min(e, pe) - max(s, ps))
-        if overlap >= 0.5 * (e - s) or (s <= ps and pe <= e):
+        if overlap == 0:
+            if rng.random() < HOST_SEGMENT_RATE:
+                yield f, 0
+            continue
+        in_request = max(0, min(e, instr_end) - max(s, ps))
+        if in_request >= 0.5 * (e - s) or (s <= ps and instr_end <= e):
             yield f, 1
-        elif overlap == 0 and rng.random() < HOST_SEGMENT_RATE:
-            yield f, 0
 
 
 def fit_document(
