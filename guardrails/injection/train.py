@@ -179,7 +179,9 @@ def sweep_offsets(det: InjectionDetector, dev: Sequence[Example], cand: Candidat
     return _apply(det, cand, sweep(parts, dev, det.doc_weights is not None))
 
 
-def sweep(parts: np.ndarray, pool: Sequence[Example], has_doc: bool) -> tuple[float, float, float, float]:
+def sweep(
+    parts: np.ndarray, pool: Sequence[Example], has_doc: bool, threshold: float | None = None
+) -> tuple[float, float, float, float]:
     """(macro-TPR, document offset, prompt offset, threshold) for the examples ``pool`` whose logits
     are ``parts`` (prompt logit, document logit per example, zero offsets).
 
@@ -196,8 +198,9 @@ def sweep(parts: np.ndarray, pool: Sequence[Example], has_doc: bool) -> tuple[fl
     # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on one
     # score (a common line), so a threshold set just above them must see their exact score.
     prompt_scores = [sigmoid(float(x)) for x in parts[:, 0]]
-    families = [[s for s, m in zip(prompt_scores, mask, strict=True) if m] for mask in (is_short, is_long)]
-    threshold = max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
+    if threshold is None:
+        families = [[s for s, m in zip(prompt_scores, mask, strict=True) if m] for mask in (is_short, is_long)]
+        threshold = max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
     if not has_doc:
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), 0.0, 0.0, threshold
     cut = math.log(threshold / (1.0 - threshold))
@@ -238,8 +241,9 @@ def calibrate_cv(
     det: InjectionDetector, train: Sequence[Example], dev: Sequence[Example], cfg: FeatureConfig,
     cand: Candidate, seed: int, tmp: Path,
 ) -> tuple[float, Candidate]:
-    """Offsets and threshold chosen on dev *and* on train scored out of fold (``CV_FOLDS`` models,
-    each fitted without the groups it scores), then applied to ``det`` (fitted on all of train).
+    """Document offsets chosen on dev *and* on train scored out of fold (``CV_FOLDS`` models, each
+    fitted without the groups it scores), at dev's prompt threshold; applied to ``det`` (fitted on
+    all of train).
 
     Dev alone holds ~35 packages' docs: the false-positive rate of the document model, set at 2%
     there, landed at 4-7% on test, because FAQ-like docs come in clumps by package. Four times as
@@ -255,8 +259,12 @@ def calibrate_cv(
     det_parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
     # ``det`` carries the candidate's offsets already; the sweep wants its zero-offset logits.
     det_parts[:, 1] -= cand.doc_offset
+    # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
+    # score benign prompts higher, and pooling them raised it 0.50 -> 0.68, which let classic
+    # overrides ("Disregard every instruction you were given earlier ...") through.
+    threshold = sweep(det_parts, dev, det.doc_weights is not None)[3]
     pool = [*train, *dev]
-    best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None)
+    best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None, threshold)
     return _apply(det, cand, best)
 
 
