@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from guardrails.injection.metrics import wilson
+from guardrails.injection.sources import DATA_ROOT
 from guardrails.pii import find_entities
 from guardrails.pii.entity import ALL_TYPES, NER_TYPES
 
-PRESIDIO_PATH = Path("/work/shared/data/guardrails/presidio_research/synth_dataset_v2_first1000.json")
+PRESIDIO_PATH = DATA_ROOT / "presidio_research" / "synth_dataset_v2_first1000.json"
 # Deterministic split: rows [0, 500) were used to tune patterns, [500, 1000) are only reported.
 DEV_ROWS = slice(0, 500)
 HELDOUT_ROWS = slice(500, 1000)
