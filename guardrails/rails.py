@@ -64,7 +64,10 @@ class Resources:
                     f"injection detector not found: {self.injection_model} "
                     "(train it: python -m guardrails.injection.train)"
                 )
-            self._injection = InjectionDetector.load(self.injection_model)
+            try:
+                self._injection = InjectionDetector.load(self.injection_model)
+            except FileNotFoundError as exc:
+                raise RailConfigError(str(exc)) from None
         return self._injection
 
     def ner(self) -> Any:

@@ -23,3 +23,5 @@ if [ ! -f "$stamp" ]; then
 fi
 
 .venv/bin/python scripts/fetch_model.py
+# The injection detector's word vectors, distilled from the installed MiniLM (~17 s, once).
+HF_HUB_OFFLINE=1 .venv/bin/python -m guardrails.injection.wordvec_build --if-missing

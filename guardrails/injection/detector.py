@@ -25,7 +25,7 @@ import numpy.typing as npt
 from guardrails.injection.document import document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
 from guardrails.injection.rules import rule_hits, rule_names
-from guardrails.injection.wordvec import WordVectors
+from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -115,7 +115,7 @@ class InjectionDetector:
         if "doc_wordvec" in meta:
             name = meta["doc_wordvec"]["file"]
             beside = Path(path).parent / name
-            wordvec = WordVectors.load(beside if beside.exists() else ARTIFACT_DIR / name)
+            wordvec = WordVectors.load(beside if beside.exists() else DEFAULT_WORDVEC.parent / name)
             if wordvec.digest != meta["doc_wordvec"]["digest"]:
                 raise ValueError(f"{wordvec.name} was built from another model than {Path(path).name} was trained with")
         return cls(

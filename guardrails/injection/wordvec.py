@@ -16,7 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 FORMAT = "guardrails.injection/wordpiece-vectors@1"
-DEFAULT_WORDVEC = Path(__file__).resolve().parent / "artifacts" / "wordvec-minilm-128.npz"
+# Built from the installed MiniLM by setup (``python -m guardrails.injection.wordvec_build``, ~17 s,
+# bit-identical on rebuild), not kept in git: it is 7 MB of derived weights.
+DEFAULT_WORDVEC = Path(__file__).resolve().parents[2] / "models" / "wordvec" / "wordvec-minilm-128.npz"
 _WORD = re.compile(r"[^\W\d_]{2,}")
 MAX_WORD = 40
 # Function words carry no topic; left in, they pull every sentence towards the same centre.
@@ -42,6 +44,11 @@ class WordVectors:
     @classmethod
     def load(cls, path: str | Path = DEFAULT_WORDVEC) -> WordVectors:
         path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"word vectors not found at {path} (bash scripts/setup.sh builds them: "
+                "python -m guardrails.injection.wordvec_build)"
+            )
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != FORMAT:
