@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,9 @@ SECRET_TYPES: Final[frozenset[str]] = frozenset(
         GENERIC_SECRET,
     }
 )
+# What the vault puts in place of a value (``<EMAIL_1>``): groups are the type and the number.
+PLACEHOLDER: Final = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
+
 # The pattern types: what a rail detects when it names no types.
 ALL_TYPES: Final[frozenset[str]] = PERSONAL_TYPES | SECRET_TYPES
 NER_TYPES: Final[frozenset[str]] = frozenset({PERSON, LOCATION})

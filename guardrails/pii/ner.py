@@ -10,13 +10,12 @@ rail runs it unless its `types` name PERSON or LOCATION.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from guardrails.pii.entity import LOCATION, PERSON, Entity
+from guardrails.pii.entity import LOCATION, PERSON, PLACEHOLDER, Entity
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = ROOT / "models" / "spacy" / "en_core_web_sm"
@@ -27,9 +26,6 @@ PIECE = 10_000  # characters per spaCy call; keeps memory flat on very long inpu
 # Only the NER component (it has its own embedding layer): the shared tok2vec, parser, tagger and
 # lemmatizer feed nothing it uses and would double the cost.
 _EXCLUDE = ["tok2vec", "parser", "tagger", "senter", "attribute_ruler", "lemmatizer"]
-
-# A vault placeholder (``<PERSON_1>``) in already-masked text is not a name to mask again.
-_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 
 _lock = threading.Lock()
 _loaded: dict[Path, Any] = {}
@@ -92,7 +88,8 @@ def find(text: str, types: Collection[str], path: str | Path | None = None) -> l
             kind = LABELS.get(ent.label_)
             if kind in wanted and ent.text.strip():
                 start, end = offset + ent.start_char, offset + ent.end_char
-                if any(m.start() < end and start < m.end() for m in _PLACEHOLDER.finditer(text, max(0, start - 40), end + 40)):
+                # a vault placeholder in already-masked text is not a name to mask again
+                if any(m.start() < end and start < m.end() for m in PLACEHOLDER.finditer(text, max(0, start - 40), end + 40)):
                     continue
                 found.append(Entity(kind, start, end, text[start:end], SCORE))
     return found

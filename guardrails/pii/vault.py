@@ -10,9 +10,7 @@ import re
 from collections.abc import Collection
 
 from guardrails.pii.detect import find_entities
-from guardrails.pii.entity import Entity
-
-_PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
+from guardrails.pii.entity import PLACEHOLDER, Entity
 
 
 class PlaceholderVault:
@@ -80,4 +78,4 @@ def unmask(text: str, vault: PlaceholderVault) -> str:
         value = vault.value_for(m.group(0))
         return m.group(0) if value is None else value
 
-    return _PLACEHOLDER.sub(_restore, text)
+    return PLACEHOLDER.sub(_restore, text)
