@@ -9,7 +9,7 @@ from typing import Any
 
 from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, Example
 from guardrails.injection.detector import InjectionDetector
-from guardrails.injection.metrics import threshold_for_fpr, wilson
+from guardrails.injection.metrics import wilson
 
 LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "spliced_benign")
 SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
@@ -40,31 +40,6 @@ def score_all(detector: InjectionDetector, examples: Sequence[Example]) -> list[
 def long_as_prompt(examples: Sequence[Example]) -> list[Example]:
     """The long benign documents, for scoring as if a user had pasted them (prompt mode)."""
     return [ex for ex in examples if ex.label == 0 and ex.source in LONG_BENIGN]
-
-
-def choose_threshold(
-    examples: Sequence[Example],
-    scores: Sequence[float],
-    max_fpr: float,
-    prompt_scores: Sequence[float] = (),
-) -> float:
-    """The lowest threshold that keeps every benign family at <= ``max_fpr``: long documents (in
-    document mode), short prompts, and, when given, ``prompt_scores`` (long documents scored as
-    user prompts, see ``long_as_prompt``)."""
-    per_family = []
-    for family in (LONG_BENIGN, SHORT_BENIGN):
-        benign = [s for ex, s in zip(examples, scores, strict=True) if ex.label == 0 and ex.source in family]
-        if benign:
-            per_family.append(threshold_for_fpr(benign, max_fpr))
-    if prompt_scores:
-        per_family.append(threshold_for_fpr(prompt_scores, max_fpr))
-    return max(per_family)
-
-
-def calibrate(detector: InjectionDetector, dev: Sequence[Example], max_fpr: float) -> float:
-    """Threshold on dev over all three benign families (see ``choose_threshold``)."""
-    prompt = [detector.score(ex.text) for ex in long_as_prompt(dev)]
-    return choose_threshold(dev, score_all(detector, dev), max_fpr, prompt)
 
 
 def prompt_mode_row(detector: InjectionDetector, examples: Sequence[Example], threshold: float) -> dict[str, Any]:
