@@ -93,7 +93,8 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
     det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
     det = InjectionDetector.load(job_dir / ".candidate.npz")
     check()
-    # The shipped detector's own calibration: offsets and threshold on dev + train out of fold.
+    # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
+    # dev + train scored out of fold.
     tr.calibrate_cv(det, train, split["dev"], cfg, cand, spec.seed, job_dir / ".fold.npz")
     check()
     test = ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)

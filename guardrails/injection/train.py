@@ -4,8 +4,8 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 (the prompt model over the text and its windows, the document model over sentences of documents)
 -> on *dev*, sweep the document-mode offsets and pick the threshold (<= 2% FPR on long documents
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
-with the best dev macro-TPR -> sweep its offsets and threshold again on dev plus train scored out
-of fold (``calibrate_cv``) -> write the artifact, report *test*.
+with the best dev macro-TPR -> set its document offsets again on dev plus train scored out of fold,
+at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -191,16 +191,11 @@ def sweep(
     that threshold (scores only rise with it, so the highest is the best), and the prompt offset with
     the best macro-TPR wins. Coupling the two through one swept threshold had traded jailbreaks
     for planted requests (dev jailbreak TPR 90.2% -> 88.7%)."""
-    label0 = np.asarray([ex.label == 0 for ex in pool])
     is_doc = np.asarray([ev.is_document(ex) for ex in pool])
-    is_long = label0 & np.asarray([ex.source in ev.LONG_BENIGN for ex in pool])
-    is_short = label0 & np.asarray([ex.source in ev.SHORT_BENIGN for ex in pool])
-    # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on one
-    # score (a common line), so a threshold set just above them must see their exact score.
-    prompt_scores = [sigmoid(float(x)) for x in parts[:, 0]]
+    is_long = _benign_in(pool, ev.LONG_BENIGN)
+    prompt_scores = _prompt_scores(parts)
     if threshold is None:
-        families = [[s for s, m in zip(prompt_scores, mask, strict=True) if m] for mask in (is_short, is_long)]
-        threshold = max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
+        threshold = prompt_threshold(parts, pool)
     if not has_doc:
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), 0.0, 0.0, threshold
     cut = math.log(threshold / (1.0 - threshold))
@@ -221,6 +216,23 @@ def sweep(
     if best is None:  # no prompt offset keeps documents in budget: document mode = prompt mode, offset down
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), -DOC_OFFSET_MAX, min(DOC_PROMPT_OFFSETS), threshold
     return best
+
+
+def _benign_in(pool: Sequence[Example], family: Sequence[str]) -> np.ndarray:
+    return np.asarray([ex.label == 0 and ex.source in family for ex in pool])
+
+
+def _prompt_scores(parts: np.ndarray) -> list[float]:
+    # The runtime's own sigmoid: numpy's differs in the last bit, and many documents tie on one
+    # score (a common line), so a threshold set just above them must see their exact score.
+    return [sigmoid(float(x)) for x in parts[:, 0]]
+
+
+def prompt_threshold(parts: np.ndarray, pool: Sequence[Example]) -> float:
+    """The lowest threshold keeping short prompts and long documents pasted as prompts each at <= 2%."""
+    scores = _prompt_scores(parts)
+    families = [[s for s, m in zip(scores, _benign_in(pool, f), strict=True) if m] for f in (ev.SHORT_BENIGN, ev.LONG_BENIGN)]
+    return max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
 
 
 def _apply(det: InjectionDetector, cand: Candidate, best: tuple[float, float, float, float]) -> tuple[float, Candidate]:
@@ -262,7 +274,7 @@ def calibrate_cv(
     # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
     # score benign prompts higher, and pooling them raised it 0.50 -> 0.68, which let classic
     # overrides ("Disregard every instruction you were given earlier ...") through.
-    threshold = sweep(det_parts, dev, det.doc_weights is not None)[3]
+    threshold = prompt_threshold(det_parts, dev)
     pool = [*train, *dev]
     best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None, threshold)
     return _apply(det, cand, best)
