@@ -126,11 +126,17 @@ class RequestLog:
 
     def _spill(self, items: Sequence[Item]) -> None:
         # Masked like stored rows; a later import (or an operator) can load the file as JSON lines.
+        # Written under a temporary name, synced, then renamed: a spill file that exists is complete
+        # (a reader, or a crash mid-write, never sees half of one). One file per spill.
         self._spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self._spill_dir / f"request-log-spill-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
-        with path.open("ab") as f:
-            for row in self._rows(items):
-                f.write(orjson.dumps({"request": row}) + b"\n")
-            for (subject, day), (tokens, cost) in spend_of(items).items():
-                f.write(orjson.dumps({"usage": {"subject": subject, "day": day, "tokens": tokens, "cost_nano": cost}}) + b"\n")
+        lines = [orjson.dumps({"request": row}) for row in self._rows(items)]
+        lines += [orjson.dumps({"usage": {"subject": subject, "day": day, "tokens": tokens, "cost_nano": cost}})
+                  for (subject, day), (tokens, cost) in spend_of(items).items()]
+        stem = f"request-log-spill-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns()}"
+        part, path = self._spill_dir / f".{stem}.part", self._spill_dir / f"{stem}.jsonl"
+        with part.open("wb") as f:
+            f.write(b"".join(line + b"\n" for line in lines))
+            f.flush()
+            os.fsync(f.fileno())
+        part.replace(path)
         log.error("request log: database unavailable at shutdown; %d records spilled to %s", len(items), path)
