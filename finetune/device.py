@@ -32,9 +32,25 @@ class Placement:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        # bfloat16 autocast on GPUs (master weights and LoRA stay float32); CPUs train in float32,
-        # which is exact and, measured on this project's 2-core machines, no slower.
-        return torch.bfloat16 if self.device.type == "cuda" else None
+        return autocast_dtype(self.device.type, self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype | None:
+    """bfloat16 autocast on GPUs that have it (master weights and LoRA stay float32). GPUs without
+    it (V100, T4) and CPUs train in float32: float16 autocast would need loss scaling to keep small
+    LoRA gradients from underflowing, and on CPUs float32 is exact and, measured on this project's
+    2-core machines, no slower."""
+    return torch.bfloat16 if device_type == "cuda" and bf16_supported else None
+
+
+def usable_processes(requested: int, gpus: int) -> int:
+    """How many training processes to start for ``requested``: on GPUs at most one per visible card
+    (NCCL refuses two ranks on one device); without GPUs as many CPU processes (gloo) as asked."""
+    return max(1, min(requested, gpus) if gpus else requested)
+
+
+def visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def pick_device(local_rank: int = 0) -> torch.device:
@@ -51,6 +67,11 @@ def placement() -> Placement:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(local)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device.type == "cuda" and local_world > torch.cuda.device_count():
+        # Said here, not as NCCL's "duplicate GPU detected" from inside init_process_group.
+        raise RuntimeError(f"{local_world} training processes on this node but {torch.cuda.device_count()} GPU(s): "
+                           f"start at most one per GPU (torchrun --nproc-per-node {torch.cuda.device_count()})")
     if world > 1:
         import torch.distributed as dist
 

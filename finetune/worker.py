@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from finetune.control import JobControl
-from finetune.device import placement
+from finetune.device import placement, usable_processes, visible_gpus
 from finetune.runner import NPROC_ENV, run_job, run_under_torchrun
 from finetune.service import FineTuning
 
@@ -39,7 +39,11 @@ class Worker:
         self.id = worker_id or default_worker_id()
         self.config = config
         self.shutdown = threading.Event()
-        self.nproc = int(os.environ.get(NPROC_ENV, "1"))
+        requested = int(os.environ.get(NPROC_ENV, "1"))
+        self.nproc = usable_processes(requested, visible_gpus())
+        if self.nproc != requested:
+            log.warning("%s=%d but %d GPU(s) are visible: training on %d process(es), one per GPU",
+                        NPROC_ENV, requested, visible_gpus(), self.nproc)
         if ft.settings.threads:
             torch.set_num_threads(ft.settings.threads)
 
