@@ -84,6 +84,8 @@ def main() -> int:
     deny = DenyList(["globex corp", "project nightingale", "internal only"])
     results = {
         "injection.check": measure(detector.check, texts, args.iters),
+        # Retrieved chunks and tool results: sentence model, word vectors, rescoring trees.
+        "injection.check (document mode)": measure(lambda t: detector.check(t, document=True), texts, args.iters),
         "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),
         # Opt-in NER types (spaCy en_core_web_sm): a separate row, they are not in the default set.
         "pii.check + PERSON/LOCATION": measure(
@@ -97,7 +99,7 @@ def main() -> int:
     )
     print(f"injection artifact load: {load_ms:.1f} ms")
     for name, r in results.items():
-        print(f"  {name:<24} p50 {r['p50_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   mean {r['mean_ms']:7.3f} ms")
+        print(f"  {name:<32} p50 {r['p50_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   mean {r['mean_ms']:7.3f} ms")
     print(json.dumps({"chars": args.chars, "iters": args.iters, "load_ms": round(load_ms, 1), "results": results}))
     return 0
 

@@ -7,7 +7,8 @@ diluted by the surrounding benign text.
 
 Document mode (``document=True``, for retrieved chunks and tool results) adds a second linear
 model over each sentence of the text (see ``document``): a request addressed to the assistant
-inside data is an injection there even when the same words are a fine user prompt.
+inside data is an injection there even when the same words are a fine user prompt. Since v4 a
+small tree ensemble rescores the document from a summary of its sentences' scores (``rescore``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from guardrails.injection.document import document_matrix, n_doc_features
+from guardrails.injection.document import SegmentMatrix, context_columns, document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
+from guardrails.injection.rescore import Trees, summary
 from guardrails.injection.rules import rule_hits, rule_names
 from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v3.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v4.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
+# A new name, not an optional extra: code that predates the rescoring trees must refuse such an
+# artifact rather than score documents without them at thresholds set with them.
+FORMAT_RESCORE = "guardrails.injection/linear-hashing+document+rescore@3"
+FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE)
+TREES = "doc_trees_"
 
 
 def sigmoid(x: float) -> float:
@@ -57,6 +64,7 @@ class InjectionDetector:
         doc_bias: float = 0.0,
         doc_prompt_offset: float = 0.0,
         wordvec: WordVectors | None = None,
+        doc_trees: Trees | None = None,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
@@ -79,11 +87,15 @@ class InjectionDetector:
         # Static word vectors for the document model's topic columns (see ``wordvec``); a separate
         # artifact, named and digest-checked in this one's metadata.
         self.wordvec = wordvec
+        # Second stage of document mode (``rescore``); None: a document scores as its worst sentence.
+        # The calibration offset of document mode lives in ``doc_bias`` without trees, in the trees'
+        # baseline with them (the trees read the sentences' logits at the bias they were fitted with).
+        self.doc_trees = doc_trees
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
         meta = {
-            "format": FORMAT if self.doc_weights is None else FORMAT_DOC,
+            "format": FORMAT if self.doc_weights is None else FORMAT_DOC if self.doc_trees is None else FORMAT_RESCORE,
             "version": self.version,
             "bias": self.bias,
             "threshold": self.threshold,
@@ -98,6 +110,8 @@ class InjectionDetector:
             if self.wordvec is not None:
                 meta["doc_wordvec"] = {"file": self.wordvec.name, "digest": self.wordvec.digest}
             arrays["doc_weights"] = self.doc_weights.astype(np.float16)
+            if self.doc_trees is not None:
+                arrays |= self.doc_trees.arrays(TREES)
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
@@ -109,7 +123,8 @@ class InjectionDetector:
             meta = json.loads(str(z["meta"]))
             weights = z["weights"].astype(np.float32)
             doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
-        if meta.get("format") not in (FORMAT, FORMAT_DOC):
+            doc_trees = Trees.from_arrays(z, TREES) if meta.get("format") == FORMAT_RESCORE else None
+        if meta.get("format") not in FORMATS:
             raise ValueError(f"unsupported artifact format {meta.get('format')!r}")
         wordvec = None
         if "doc_wordvec" in meta:
@@ -130,6 +145,7 @@ class InjectionDetector:
             meta.get("doc_bias", 0.0),
             meta.get("doc_prompt_offset", 0.0),
             wordvec,
+            doc_trees,
         )
 
     # ------------------------------------------------------------------ scoring
@@ -161,14 +177,43 @@ class InjectionDetector:
         """Logit of each sentence/line segment under the document model (empty without one)."""
         if self.doc_weights is None:
             return []
-        matrix = document_matrix(self._bounded(text), self.features, self.wordvec)
-        return matrix.logits(self.doc_weights, self.doc_bias).tolist()
+        return self._document_matrix(text).logits(self.doc_weights, self.doc_bias).tolist()
+
+    def _document_matrix(self, text: str) -> SegmentMatrix:
+        return document_matrix(self._bounded(text), self.features, self.wordvec)
+
+    def document_summary(self, text: str, prompt: float) -> np.ndarray | None:
+        """The rescoring trees' input for ``text`` (``prompt``: its prompt-model logit); None when
+        there is no sentence to score."""
+        assert self.doc_weights is not None
+        matrix = self._document_matrix(text)
+        if not matrix.spans:
+            return None
+        dense = matrix.dense(context_columns(self.features, self.wordvec.dims if self.wordvec else 0))
+        return summary(matrix.logits(self.doc_weights, self.doc_bias), dense, prompt)
+
+    def document_logit(self, text: str, prompt: float) -> float:
+        """Document-mode logit: the rescoring trees' over the sentences, or the worst sentence's."""
+        if self.doc_weights is None:
+            return -math.inf
+        if self.doc_trees is None:
+            return max(self.document_logits(text), default=-math.inf)
+        x = self.document_summary(text, prompt)
+        return -math.inf if x is None else self.doc_trees.decision(x)
+
+    def shift_document(self, delta: float) -> None:
+        """Move document mode's calibration offset by ``delta`` (see ``doc_trees``)."""
+        if self.doc_trees is not None:
+            self.doc_trees.baseline += delta
+        else:
+            self.doc_bias += delta
 
     def logit_parts(self, text: str) -> tuple[float, float]:
-        """(max prompt-model logit, max document-model logit); -inf where there is nothing to score."""
+        """(max prompt-model logit, document-mode logit); -inf where there is nothing to score."""
         if not text.strip():
             return -math.inf, -math.inf
-        return max(self.segment_logits(text)), max(self.document_logits(text), default=-math.inf)
+        prompt = max(self.segment_logits(text))
+        return prompt, self.document_logit(text, prompt)
 
     def score(self, text: str, document: bool = False) -> float:
         """P(injection). ``document``: the text is untrusted data (retrieved chunk, tool result),

@@ -23,6 +23,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,12 @@ def n_doc_features(cfg: FeatureConfig, wordvec_dims: int = 0) -> int:
     return cfg.n_features + N_CONTEXT + (wordvec_dims + 1 if wordvec_dims else 0)
 
 
+def context_columns(cfg: FeatureConfig, wordvec_dims: int = 0) -> list[int]:
+    """Columns of the context values and of the topic cosine (-1, never present, without word vectors)."""
+    base = cfg.n_features
+    return [*range(base, base + N_CONTEXT), base + N_CONTEXT + wordvec_dims if wordvec_dims else -1]
+
+
 @dataclass(frozen=True)
 class SegmentMatrix:
     """Sparse features of all segments at once, COO-style: entry j is (row[j], col[j], val[j])."""
@@ -76,6 +83,14 @@ class SegmentMatrix:
 
     def logits(self, weights: npt.NDArray[np.float32], bias: float) -> npt.NDArray[np.float64]:
         return np.bincount(self.row, self.val * weights[self.col], minlength=len(self.spans)) + bias
+
+    def dense(self, columns: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Values of ``columns`` per segment, (segments, columns); 0 where a column is absent."""
+        out = np.zeros((len(self.spans), len(columns)), np.float32)
+        for j, c in enumerate(columns):
+            hit = self.col == c
+            out[self.row[hit], j] = self.val[hit]
+        return out
 
     def rows(self) -> list[Features]:
         """Per-segment (indices, values), for training."""

@@ -4,8 +4,9 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 (the prompt model over the text and its windows, the document model over sentences of documents)
 -> on *dev*, sweep the document-mode offsets and pick the threshold (<= 2% FPR on long documents
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
-with the best dev macro-TPR -> set its document offsets again on dev plus train scored out of fold,
-at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
+with the best dev macro-TPR -> score train out of fold (4 group folds), fit the document-mode
+rescoring trees (``rescore``) on those scores, and set the document offsets again on dev plus train
+scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -31,11 +32,12 @@ from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUES
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.metrics import threshold_for_fpr
+from guardrails.injection.rescore import Trees, fit_trees
 from guardrails.injection.rules import RULES_VERSION
-from guardrails.injection.train_document import fit_document
+from guardrails.injection.train_document import balanced_weights, fit_document
 from guardrails.injection.wordvec import WordVectors
 
-VERSION = "injection-v3"
+VERSION = "injection-v4"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -55,6 +57,10 @@ class Candidate:
     prompt_indirect: bool = True
     # Topic columns from static word vectors in the document model (see ``wordvec``).
     wordvec: bool = False
+    # Rescoring trees over each document's sentence scores (see ``rescore``). They are fitted by
+    # ``calibrate_cv`` (they need train scored out of fold), so ``fit`` leaves them out and the
+    # document offset is theirs, not the sentence model's.
+    rescore: bool = False
 
 
 # Dev macro-TPR in the first search: doc_c 4 / indirect off 0.790, doc_c 4 / on 0.789, doc_c 1 / off 0.797.
@@ -71,6 +77,9 @@ DOC_OFFSET_MAX = 8.0
 # Logits are recomputed at run time in another order (bias added inside the sum, float16 weights
 # already accounted for): stay this far below the benign document the offset is set against.
 OFFSET_MARGIN = 1e-4
+# Document mode's second stage (``rescore``) on the grid's best candidate; calibrated the same way,
+# dev + train out of fold: macro-TPR 0.827 -> 0.840 (test: indirect 92 -> 94%, planted requests 75.6 -> 81.7%).
+RESCORE = True
 # Benign families only the document model trains on (the prompt model, which meets its target,
 # keeps v2's data); they still count in calibrating both.
 DOCUMENT_ONLY_BENIGN = frozenset({"system_docs"})
@@ -160,7 +169,7 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     if cand.doc_c:
         det.wordvec = WordVectors.load() if cand.wordvec else None
         det.doc_weights, doc_bias = fit_document(train, cfg, cand.doc_c, seed, det.wordvec)
-        det.doc_bias = doc_bias + cand.doc_offset
+        det.doc_bias = doc_bias + (0.0 if cand.rescore else cand.doc_offset)
         det.doc_prompt_offset = cand.doc_prompt_offset
     return det
 
@@ -176,7 +185,7 @@ def sweep_offsets(det: InjectionDetector, dev: Sequence[Example], cand: Candidat
     <= 2% FPR constraints; applies them to ``det`` (fitted with zero offsets) and returns
     (macro-TPR, candidate with the offsets)."""
     parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
-    return _apply(det, cand, sweep(parts, dev, det.doc_weights is not None))
+    return _apply(det, cand, sweep(parts, dev, det.doc_weights is not None), cand.doc_offset)
 
 
 def sweep(
@@ -235,9 +244,12 @@ def prompt_threshold(parts: np.ndarray, pool: Sequence[Example]) -> float:
     return max(threshold_for_fpr(f, MAX_FPR) for f in families if f)
 
 
-def _apply(det: InjectionDetector, cand: Candidate, best: tuple[float, float, float, float]) -> tuple[float, Candidate]:
+def _apply(
+    det: InjectionDetector, cand: Candidate, best: tuple[float, float, float, float], applied: float
+) -> tuple[float, Candidate]:
+    """Set ``best``'s offsets and threshold on ``det``, whose document offset is ``applied`` now."""
     score, offset, prompt_offset, det.threshold = best
-    det.doc_bias += offset - cand.doc_offset
+    det.shift_document(offset - applied)
     det.doc_prompt_offset = prompt_offset
     return score, replace(cand, doc_offset=offset, doc_prompt_offset=prompt_offset)
 
@@ -249,35 +261,77 @@ def _fold(group: str) -> int:
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % CV_FOLDS
 
 
+@dataclass(frozen=True)
+class Calibration:
+    macro_tpr: float  # on dev + train out of fold, at the chosen offsets
+    candidate: Candidate
+    first_stage_macro_tpr: float | None = None  # the same without the rescoring trees (None: no trees)
+
+
 def calibrate_cv(
     det: InjectionDetector, train: Sequence[Example], dev: Sequence[Example], cfg: FeatureConfig,
     cand: Candidate, seed: int, tmp: Path,
-) -> tuple[float, Candidate]:
-    """Document offsets chosen on dev *and* on train scored out of fold (``CV_FOLDS`` models, each
-    fitted without the groups it scores), at dev's prompt threshold; applied to ``det`` (fitted on
-    all of train).
+) -> Calibration:
+    """Score train out of fold (``CV_FOLDS`` models, each fitted without the groups it scores); with
+    ``cand.rescore`` fit ``det``'s rescoring trees on those scores; then choose the document offsets on
+    dev *and* the out-of-fold train, at dev's prompt threshold. Applied to ``det`` (fitted on all of train).
 
     Dev alone holds ~35 packages' docs: the false-positive rate of the document model, set at 2%
     there, landed at 4-7% on test, because FAQ-like docs come in clumps by package. Four times as
-    many groups make the constraint hold more than by luck."""
+    many groups make the constraint hold more than by luck. The trees must learn from scores the
+    sentence model gives text it has not seen: on its own training documents it is overconfident."""
+    rescore = cand.rescore and det.doc_weights is not None
+    applied = 0.0 if rescore else cand.doc_offset
     zero = replace(cand, doc_offset=0.0, doc_prompt_offset=0.0)
     parts = np.zeros((len(train), 2))
+    summaries: dict[int, np.ndarray] = {}
     folds = np.asarray([_fold(ex.group) for ex in train])
     for k in range(CV_FOLDS):
         held = np.flatnonzero(folds == k)
         fold_det = _roundtrip(fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, zero, seed), tmp)
         for i in held:
             parts[i] = fold_det.logit_parts(train[i].text)
+            if rescore and ev.is_document(train[i]):
+                x = fold_det.document_summary(train[i].text, parts[i, 0])
+                if x is not None:
+                    summaries[int(i)] = x
+    pool = [*train, *dev]
+    first_stage = None
+    if rescore:
+        det.doc_trees = None
+        first_stage_parts = np.concatenate([parts, np.asarray([det.logit_parts(ex.text) for ex in dev])])
+        threshold = prompt_threshold(first_stage_parts[len(train):], dev)
+        first_stage = sweep(first_stage_parts, pool, True, threshold)[0]
+        det.doc_trees = _fit_rescore(train, summaries, folds, parts)
     det_parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
-    # ``det`` carries the candidate's offsets already; the sweep wants its zero-offset logits.
-    det_parts[:, 1] -= cand.doc_offset
+    # ``det`` may carry the candidate's offset already; the sweep wants its zero-offset logits.
+    det_parts[:, 1] -= applied
     # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
     # score benign prompts higher, and pooling them raised it 0.50 -> 0.68, which let classic
     # overrides ("Disregard every instruction you were given earlier ...") through.
     threshold = prompt_threshold(det_parts, dev)
-    pool = [*train, *dev]
     best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None, threshold)
-    return _apply(det, cand, best)
+    score, cand = _apply(det, cand, best, applied)
+    return Calibration(score, cand, first_stage)
+
+
+def _fit_rescore(
+    train: Sequence[Example], summaries: dict[int, np.ndarray], folds: np.ndarray, parts: np.ndarray
+) -> Trees:
+    """Trees on every out-of-fold document summary; ``parts[:, 1]`` of those documents becomes the
+    score of trees fitted without the document's fold (so the calibration sees out-of-fold scores
+    of the second stage too; the first-stage scores the other folds' trees learnt from came from
+    models that saw this fold, a leak of second order)."""
+    idx = np.asarray(sorted(summaries))
+    x = np.stack([summaries[i] for i in idx])
+    y = np.asarray([train[i].label for i in idx])
+    weight = balanced_weights([train[i].source for i in idx], y)
+    for k in range(CV_FOLDS):
+        inside = folds[idx] == k
+        trees = fit_trees(x[~inside], y[~inside], weight[~inside])
+        for i, row in zip(idx[inside], x[inside], strict=True):
+            parts[i, 1] = trees.decision(row)
+    return fit_trees(x, y, weight)
 
 
 def macro_tpr(table: dict[str, Any]) -> float:
@@ -318,10 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev_table |= ev.prompt_mode_row(det, split["dev"], det.threshold)
         print(ev.format_rates(f"DEV split (best candidate), threshold {det.threshold:.3f}", dev_table))
         return 0
-    cv_score, cand = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
+    if RESCORE:
+        det.shift_document(-cand.doc_offset)  # the trees take the offset over
+        cand = replace(cand, rescore=True, doc_offset=0.0)
+    cal = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
+    cand = cal.candidate
     tmp.unlink(missing_ok=True)
-    print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cv_score:.3f} "
-          f"({time.perf_counter() - t0:.0f}s)")
+    print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cal.macro_tpr:.3f} "
+          f"(without the rescoring trees {cal.first_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
     artifact = args.out / f"{VERSION}.npz"
     fp = ev.fingerprint(data)
     det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
@@ -340,8 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threshold": det.threshold,
         "chosen": asdict(cand),
         "search": search,
-        "calibration": f"offsets and threshold on dev + train out of fold ({CV_FOLDS} folds by group)",
-        "calibration_macro_tpr": cv_score,
+        "calibration": f"rescoring trees on train out of fold, offsets on dev + train out of fold ({CV_FOLDS} folds by group), threshold on dev",
+        "calibration_macro_tpr": cal.macro_tpr,
+        "calibration_macro_tpr_without_rescore": cal.first_stage_macro_tpr,
         "split_sizes": summary(data),
         "dev": ev.rates(split["dev"], dev_scores, det.threshold) | ev.prompt_mode_row(det, split["dev"], det.threshold),
         "test": ev.rates(split["test"], test_scores, det.threshold)

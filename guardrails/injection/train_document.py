@@ -74,6 +74,15 @@ def document_rows(
             yield f, 1
 
 
+def balanced_weights(srcs: Sequence[str], y: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Sample weights giving each source, then each class, the same total weight."""
+    count = Counter(srcs)
+    w = np.asarray([1.0 / count[s] for s in srcs])
+    for lab in (0, 1):
+        w[y == lab] *= len(y) / 2 / w[y == lab].sum()
+    return w
+
+
 def fit_document(
     train: Sequence[Example], cfg: FeatureConfig, c: float, seed: int, wordvec: WordVectors | None = None
 ) -> tuple[npt.NDArray[np.float32], float]:
@@ -93,10 +102,7 @@ def fit_document(
             labels.append(label)
             srcs.append(ex.source)
     y = np.asarray(labels)
-    count = Counter(srcs)
-    w = np.asarray([1.0 / count[s] for s in srcs])
-    for lab in (0, 1):
-        w[y == lab] *= len(y) / 2 / w[y == lab].sum()
+    w = balanced_weights(srcs, y)
     indptr = np.cumsum([0] + [idx.size for idx, _ in rows])
     x = sp.csr_matrix(
         (np.concatenate([v for _, v in rows]), np.concatenate([i for i, _ in rows]), indptr),
