@@ -1,7 +1,7 @@
-"""Helper of scripts/gpu_finetune_check.sh: one LoRA job through our own fine-tuning code, three ways.
+"""Helper of scripts/gpu_finetune_check.sh: one LoRA job through our own fine-tuning code, four ways.
 
     python scripts/gpu_finetune_check.py prepare  --work DIR   # env check, tiny model, data, config, uploads
-    python scripts/gpu_finetune_check.py run MODE --work DIR   # MODE: single | torchrun | ddp
+    python scripts/gpu_finetune_check.py run MODE --work DIR   # MODE: single | torchrun | ddp | oversub
     python scripts/gpu_finetune_check.py report   --work DIR --out DIR
 
 Modes (each queues one job in the same SQLite database and runs it to the end):
@@ -18,6 +18,9 @@ Modes (each queues one job in the same SQLite database and runs it to the end):
             DistributedDataParallel(device_ids=[i]) and the all-reduces in LoraTrainer, then calls
             `finetune.distributed.main` itself. One GPU cannot host two NCCL ranks, so this is the
             closest a one-GPU machine gets to `LLMOPS_FINETUNE_NPROC=N`.
+- oversub:  `Worker.run_one()` with `LLMOPS_FINETUNE_NPROC` one above the GPU count: the worker must
+            start one process per GPU (on one GPU: train in-process on cuda:0), not two NCCL ranks on
+            one card. On a CPU machine it asks for 2 and must get 2 gloo processes through torchrun.
 
 The base model is a random-initialised Llama (SmolLM2's family, 4 layers, hidden 256) built here
 from a config with the SmolLM2 tokenizer, so no weights travel; the data is generated here too.
@@ -48,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 BASE_NAME = "smollm2-tiny"
-MODES = ("single", "torchrun", "ddp")
+MODES = ("single", "torchrun", "ddp", "oversub")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 TOKENIZER_DIRS = (ROOT / ".gpucheck" / "tokenizer", ROOT / "models" / "smollm2")
 # import name → what to install (wheel in .whl/ for the ones the GPU image lacks)
@@ -495,6 +498,11 @@ def _judge(rec: dict[str, Any], mode: str) -> list[str]:
                 problems.append(f"job did not report the distributed placement ('{where}')")
     if expect_cuda and spy and mode != "torchrun" and spy.get("autocast_dtype") != "bfloat16":
         problems.append(f"autocast {spy.get('autocast')} {spy.get('autocast_dtype')}, expected bfloat16 on CUDA")
+    if mode == "oversub":
+        want = rec.get("gpus") or rec.get("nproc_requested")
+        if rec.get("worker_nproc") != want:
+            problems.append(f"asked for {rec.get('nproc_requested')} processes with {rec.get('gpus')} GPU(s): "
+                            f"the worker planned {rec.get('worker_nproc')}, expected {want}")
     if not rec.get("registered_path"):
         problems.append("no model registered")
     return problems
@@ -522,13 +530,18 @@ def cmd_run(work: Path, mode: str) -> int:
         job = _create_job(ft, env, mode)
         rec["job_id"] = job.id
         _say(f"mode {mode}: queued {job.id}")
-        if mode == "single":
+        if mode in ("single", "oversub"):
             from finetune.runner import NPROC_ENV
             from finetune.worker import Worker
 
             os.environ.pop(NPROC_ENV, None)
+            if mode == "oversub":
+                gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                rec["gpus"], rec["nproc_requested"] = gpus, gpus + 1 if gpus else 2
+                os.environ[NPROC_ENV] = str(rec["nproc_requested"])
             install_spy(rec.setdefault("spy", {}))
             worker = Worker(ft, f"gpucheck-{mode}", config=work / "worker.yaml")
+            rec["worker_nproc"] = worker.nproc
             worker.install_signal_handlers()
             outcome = worker.run_one()
         else:
@@ -626,6 +639,9 @@ def cmd_report(work: Path, out: Path, require_cuda: bool, modes: tuple[str, ...]
             notes.append(f"autocast={spy.get('autocast_dtype') or 'off'} q_proj={spy.get('q_proj_out_dtype')}")
             if spy.get("peak_gpu_mem_mib"):
                 notes.append(f"peak {spy['peak_gpu_mem_mib']:.0f} MiB")
+        if mode == "oversub":
+            notes.append(f"asked {rec.get('nproc_requested')} procs on {rec.get('gpus')} GPU(s), "
+                         f"worker ran {rec.get('worker_nproc')}")
         if rec.get("checkpoint_reload"):
             notes.append(f"ckpt reload ok (valid_loss {rec['checkpoint_reload']['valid_loss']})")
         if rec.get("published"):

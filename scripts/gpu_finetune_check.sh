@@ -4,6 +4,7 @@
 #   single    Worker.run_one() in one process (SQLite queue, heartbeat, train, checkpoint, merge, publish)
 #   torchrun  run_under_torchrun(nproc=1): torchrun -m finetune.distributed, unmodified (world size 1)
 #   ddp       the same launcher, child forced into the distributed branch: NCCL process group + DDP
+#   oversub   Worker.run_one() asking for one process more than there are GPUs: one per GPU is started
 # then prints a table (device, versions, pass/fail, steps, tokens/s, loss, wall time).
 #
 #   bash scripts/gpu_finetune_check.sh                 # on the GPU machine: carry [".whl", ".gpucheck"]
@@ -18,9 +19,9 @@
 # Llama built on the spot, so no weights travel.
 #
 # Env: OUT (logs; default var/gpucheck-out), PYTHON (default python3), GPUCHECK_BUDGET_S (285),
-#      GPUCHECK_MODE_TIMEOUT_S (120), GPUCHECK_MODES ("single torchrun ddp"), GPUCHECK_REQUIRE_CUDA
+#      GPUCHECK_MODE_TIMEOUT_S (120), GPUCHECK_MODES ("single torchrun ddp oversub"), GPUCHECK_REQUIRE_CUDA
 #      (1: no CUDA is a failure; default 1 when nvidia-smi exists), GPUCHECK_WHEELS (auto|always|never).
-# Files in $OUT (flat): 00-env.log 01-single.log 02-torchrun.log 03-ddp.log summary.txt results.json
+# Files in $OUT (flat): 00-env.log 01-single.log 02-torchrun.log 03-ddp.log 04-oversub.log summary.txt results.json
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -31,7 +32,7 @@ WORK=${GPUCHECK_WORK:-/tmp/gpucheck-work}
 SITE=${GPUCHECK_SITE:-/tmp/site}
 BUDGET=${GPUCHECK_BUDGET_S:-285}
 MODE_TIMEOUT=${GPUCHECK_MODE_TIMEOUT_S:-120}
-MODES=${GPUCHECK_MODES:-single torchrun ddp}
+MODES=${GPUCHECK_MODES:-single torchrun ddp oversub}
 if [ -z "${GPUCHECK_REQUIRE_CUDA:-}" ]; then
   if command -v nvidia-smi >/dev/null 2>&1; then GPUCHECK_REQUIRE_CUDA=1; else GPUCHECK_REQUIRE_CUDA=0; fi
 fi
