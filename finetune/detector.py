@@ -56,8 +56,7 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
     from guardrails.injection import train as tr
     from guardrails.injection.dataset import Example
     from guardrails.injection.detector import InjectionDetector
-    from guardrails.injection.features import FeatureConfig, normalize
-    from guardrails.injection.rules import RULES_VERSION
+    from guardrails.injection.features import normalize
 
     settings = ft.settings.detector
     baseline = json.loads(ft.settings.resolve(settings.baseline_metrics, ft.root).read_text())
@@ -85,7 +84,7 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
     check()
     split = {name: [ex for ex in data if ex.split == name] for name in ("train", "dev", "test")}
     cand = tr.Candidate(**baseline["chosen"])
-    cfg = FeatureConfig(rules_version=RULES_VERSION)
+    cfg = tr.feature_config()
     job_dir = ft.job_dir(spec.id)
     job_dir.mkdir(parents=True, exist_ok=True)
     train = split["train"] + extra
