@@ -14,7 +14,14 @@
 # what the GPU image lacks (pydantic, pydantic-core, pydantic-settings, python-dotenv, annotated-types,
 # typing-inspection, sqlalchemy, orjson) travels as cp312 wheels in .whl/ and is installed with
 # --target into /tmp/site (only when missing); .whl/if-older/ holds typing-extensions, added only
-# when the installed one is older than pydantic-core needs. .gpucheck/tokenizer holds the SmolLM2
+# when the installed one is older than pydantic-core needs.
+# To fetch them (they are not kept in git; the versions are the .venv's):
+#   P="--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
+#      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
+#   for x in pydantic==2.14.4 pydantic-core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 \
+#            annotated-types==0.8.0 typing-inspection==0.4.5 sqlalchemy==2.1.9 orjson==3.13.0; do
+#     python3 -m pip download $P -d .whl $x; done
+#   python3 -m pip download $P -d .whl/if-older typing-extensions==4.16.0 .gpucheck/tokenizer holds the SmolLM2
 # tokenizer files (filled from models/smollm2 by a local run). The base model is a random tiny
 # Llama built on the spot, so no weights travel.
 #
