@@ -21,8 +21,8 @@
 #   for x in pydantic==2.14.4 pydantic-core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 \
 #            annotated-types==0.8.0 typing-inspection==0.4.5 sqlalchemy==2.1.9 orjson==3.13.0; do
 #     python3 -m pip download $P -d .whl $x; done
-#   python3 -m pip download $P -d .whl/if-older typing-extensions==4.16.0 .gpucheck/tokenizer holds the SmolLM2
-# tokenizer files (filled from models/smollm2 by a local run). The base model is a random tiny
+#   python3 -m pip download $P -d .whl/if-older typing-extensions==4.16.0
+# .gpucheck/tokenizer holds the SmolLM2 tokenizer files (filled from models/smollm2 by a local run). The base model is a random tiny
 # Llama built on the spot, so no weights travel.
 #
 # Env: OUT (logs; default var/gpucheck-out), PYTHON (default python3), GPUCHECK_BUDGET_S (285),
