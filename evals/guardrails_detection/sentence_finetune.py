@@ -36,9 +36,11 @@ def _batches(items: list[Any], size: int, shuffle: bool) -> Iterator[list[Any]]:
         yield [items[j] for j in order[i : i + size]]
 
 
-def fit(model_dir: Path, rows: list[dict[str, Any]], epochs: int, device: torch.device) -> Any:
+def fit(model_dir: Path, rows: list[dict[str, Any]], epochs: int, device: torch.device, layers: int | None) -> Any:
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32).to(device)
+    extra = {"num_hidden_layers": layers} if layers else {}  # the first N of MiniLM's 6 layers
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32,
+                                                               **extra).to(device)
     positives = sum(r["y"] for r in rows)
     pos_weight = torch.tensor((len(rows) - positives) / max(positives, 1), device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
@@ -74,6 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=None, help="keep only the first N transformer layers")
     args = parser.parse_args()
     random.seed(0)
     torch.manual_seed(0)
@@ -85,13 +88,13 @@ def main() -> int:
     for fold in sorted({r["f"] for r in score}, key=lambda f: (f < 0, f)):  # -1: trained on all of train
         rows = [r for r in train if r["f"] != fold] if fold >= 0 else train
         todo = [r for r in score if r["f"] == fold]
-        tok, model = fit(args.dir / "model", rows, args.epochs, device)
+        tok, model = fit(args.dir / "model", rows, args.epochs, device, args.layers)
         for r, s in zip(todo, predict(tok, model, [r["t"] for r in todo], device), strict=True):
             result[r["key"]] = s
         print(f"fold {fold}: trained on {len(rows)} sentences, scored {len(todo)} ({time.time() - t0:.0f}s, {device})",
               flush=True)
-    out = Path(os.environ.get("OUT") or args.dir) / "scores.json"
-    out.write_text(json.dumps(result))
+        out = Path(os.environ.get("OUT") or args.dir) / "scores.json"
+        out.write_text(json.dumps(result))  # after every fold: a run cut short keeps what it scored
     print(f"wrote {out}: {len(result)} scores")
     return 0
 

@@ -142,7 +142,7 @@ def evaluate(folder: Path, scores_file: Path) -> dict[str, dict[str, dict[str, f
     tx = json.loads(scores_file.read_text())
     variants = {
         "v4 trees": lambda r: summary(r["seg"], r["dense"], r["prompt"]),
-        "v4 trees + MiniLM (top sentence, max of top 3)": lambda r: np.concatenate([
+        "v4 trees + sentence score (top, max of top 3)": lambda r: np.concatenate([
             summary(r["seg"], r["dense"], r["prompt"]), [_tx(tx, r, 0), max(_tx(tx, r, k) for k in range(TOP))]]),
     }
     train = [r for r in recs if r["part"] == "train"]
@@ -162,7 +162,7 @@ def evaluate(folder: Path, scores_file: Path) -> dict[str, dict[str, dict[str, f
         result[name] = {"train out of fold": _tprs(train, oof), "dev": _tprs(dev, dev_scores),
                         "pooled": _tprs(train + dev, np.concatenate([oof, dev_scores]))}
     raw = np.asarray([max(_tx(tx, r, k) for k in range(TOP)) for r in dev])
-    result["MiniLM alone (max of top 3)"] = {"dev": _tprs(dev, raw)}
+    result["sentence score alone (max of top 3)"] = {"dev": _tprs(dev, raw)}
     return result
 
 
