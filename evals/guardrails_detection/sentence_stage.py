@@ -151,6 +151,7 @@ def evaluate(folder: Path, scores_file: Path) -> dict[str, dict[str, dict[str, f
     w = balanced_weights([r["source"] for r in train], y)
     folds = np.asarray([r["fold"] for r in train])
     result: dict[str, dict[str, dict[str, float]]] = {}
+    pooled: list[np.ndarray] = []
     for name, feats in variants.items():
         x = np.stack([feats(r) for r in train])
         oof = np.zeros(len(train))
@@ -159,11 +160,27 @@ def evaluate(folder: Path, scores_file: Path) -> dict[str, dict[str, dict[str, f
             oof[folds == k] = [trees.decision(row) for row in x[folds == k]]
         trees = fit_trees(x, y, w)
         dev_scores = np.asarray([trees.decision(feats(r)) for r in dev])
+        pooled.append(np.concatenate([oof, dev_scores]))
         result[name] = {"train out of fold": _tprs(train, oof), "dev": _tprs(dev, dev_scores),
-                        "pooled": _tprs(train + dev, np.concatenate([oof, dev_scores]))}
+                        "pooled": _tprs(train + dev, pooled[-1])}
+    result |= _gated(train + dev, *pooled)
     raw = np.asarray([max(_tx(tx, r, k) for k in range(TOP)) for r in dev])
     result["sentence score alone (max of top 3)"] = {"dev": _tprs(dev, raw)}
     return result
+
+
+def _gated(recs: list[dict[str, Any]], first: np.ndarray, deep: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
+    """The sentence model run only on documents whose v4 score is in the top ``share`` of benign
+    documents' (the rest pass): how much of the gain survives, for a share of the CPU cost."""
+    from guardrails.injection.evaluation import LONG_BENIGN
+
+    benign = np.asarray([r["label"] == 0 and r["source"] in LONG_BENIGN for r in recs])
+    out = {}
+    for share in (0.2, 0.1, 0.05):
+        gate = np.quantile(first[benign], 1 - share)
+        out[f"gated: sentence model on the top {share:.0%} of benign documents"] = {
+            "pooled": _tprs(recs, np.where(first >= gate, deep, -np.inf))}
+    return out
 
 
 def _tx(tx: dict[str, float], r: dict[str, Any], rank: int) -> float:
