@@ -32,30 +32,14 @@ MAX_FPR = 0.02
 
 
 def _labelled(ex: Any, rng: random.Random) -> Iterator[tuple[str, int]]:
-    """Sentences of a train document with the labels ``train_document.document_rows`` gives them."""
-    from guardrails.injection.document import doc_normalize, payload_span, segment_spans
-    from guardrails.injection.train_document import HOST_SEGMENT_RATE, MAX_BENIGN_SEGMENTS
+    """Sentences of a train document with the labels the document model trains on."""
+    from guardrails.injection.document import doc_normalize, segment_spans
+    from guardrails.injection.train_document import segment_labels
 
     norm = doc_normalize(ex.text)
     spans = segment_spans(norm)
-    payload = payload_span(ex.text, ex.span, norm) if ex.span is not None else None
-    if ex.label == 0:
-        hit = [bool(payload) and s < payload[1] and payload[0] < e for s, e in spans]  # type: ignore[index]
-        rest = [i for i, h in enumerate(hit) if not h]
-        for i in [i for i, h in enumerate(hit) if h] + rng.sample(rest, min(MAX_BENIGN_SEGMENTS, len(rest))):
-            yield norm[slice(*spans[i])], 0
-        return
-    if payload is None:
-        return
-    ps, pe = payload
-    fence = norm.find("```", ps, pe)
-    instr_end = fence if fence > ps else pe
-    for s, e in spans:
-        if max(0, min(e, pe) - max(s, ps)) == 0:
-            if rng.random() < HOST_SEGMENT_RATE:
-                yield norm[s:e], 0
-        elif max(0, min(e, instr_end) - max(s, ps)) >= 0.5 * (e - s) or (s <= ps and instr_end <= e):
-            yield norm[s:e], 1
+    for i, label in segment_labels(ex, spans, norm, rng):
+        yield norm[slice(*spans[i])], label
 
 
 def prepare(out: Path) -> None:

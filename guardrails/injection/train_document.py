@@ -44,16 +44,23 @@ def document_rows(
     matrix = document_matrix(ex.text, cfg, wordvec)
     if not matrix.spans:
         return
-    feats, spans, norm = matrix.rows(), matrix.spans, matrix.norm
+    feats = matrix.rows()
+    for i, label in segment_labels(ex, matrix.spans, matrix.norm, rng):
+        yield feats[i], label
+
+
+def segment_labels(
+    ex: Example, spans: Sequence[tuple[int, int]], norm: str, rng: random.Random
+) -> Iterator[tuple[int, int]]:
+    """(segment index, label) for the segments of ``ex`` (``spans`` of its ``doc_normalize``d text
+    ``norm``) that train the document model."""
     payload = payload_span(ex.text, ex.span, norm) if ex.span is not None else None
-    rows = list(zip(feats, spans, strict=True))
     if ex.label == 0:
         # Always keep the spliced-in sentence (the hard case), then a sample of the rest.
-        hit = [bool(payload) and s < payload[1] and payload[0] < e for _, (s, e) in rows]  # type: ignore[index]
+        hit = [bool(payload) and s < payload[1] and payload[0] < e for s, e in spans]  # type: ignore[index]
         rest = [i for i, h in enumerate(hit) if not h]
-        keep = [i for i, h in enumerate(hit) if h] + rng.sample(rest, min(MAX_BENIGN_SEGMENTS, len(rest)))
-        for i in keep:
-            yield rows[i][0], 0
+        for i in [i for i, h in enumerate(hit) if h] + rng.sample(rest, min(MAX_BENIGN_SEGMENTS, len(rest))):
+            yield i, 0
         return
     if payload is None:
         return
@@ -63,15 +70,15 @@ def document_rows(
     # code, so lines inside the block are given neither label.
     fence = norm.find("```", ps, pe)
     instr_end = fence if fence > ps else pe
-    for f, (s, e) in rows:
+    for i, (s, e) in enumerate(spans):
         overlap = max(0, min(e, pe) - max(s, ps))
         if overlap == 0:
             if rng.random() < HOST_SEGMENT_RATE:
-                yield f, 0
+                yield i, 0
             continue
         in_request = max(0, min(e, instr_end) - max(s, ps))
         if in_request >= 0.5 * (e - s) or (s <= ps and instr_end <= e):
-            yield f, 1
+            yield i, 1
 
 
 def balanced_weights(srcs: Sequence[str], y: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
