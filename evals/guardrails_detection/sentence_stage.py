@@ -3,8 +3,9 @@
 v4's document mode ranks a document's sentences with a linear model and rescores the document with
 trees over a summary of those scores (``guardrails.injection.rescore``). Here the top 3 sentences
 of each document also get the score of MiniLM fine-tuned as a sentence classifier (a request
-addressed to the assistant vs document text), and the trees see it too. Not part of the runtime:
-MiniLM costs ~40-90 ms per document on this CPU against ~3.5 ms for the whole numpy document mode.
+addressed to the assistant vs document text), and the trees see it too. Not part of the runtime
+(yet): MiniLM costs ~10 ms per document on this CPU in int8 (``benchmarks/sentence_model_latency.py``)
+against ~3.5 ms for the whole numpy document mode, and its weights have to be trained on a GPU.
 
     python -m evals.guardrails_detection.sentence_stage prepare DIR   # ~3 min: data, fold models, MiniLM fp16
     python DIR/sentence_finetune.py DIR                               # the GPU half (~4 min on an H100)
