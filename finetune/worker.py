@@ -39,11 +39,11 @@ class Worker:
         self.id = worker_id or default_worker_id()
         self.config = config
         self.shutdown = threading.Event()
-        requested = int(os.environ.get(NPROC_ENV, "1"))
-        self.nproc = usable_processes(requested, visible_gpus())
+        requested, gpus = int(os.environ.get(NPROC_ENV, "1")), visible_gpus()
+        self.nproc = usable_processes(requested, gpus)
         if self.nproc != requested:
             log.warning("%s=%d but %d GPU(s) are visible: training on %d process(es), one per GPU",
-                        NPROC_ENV, requested, visible_gpus(), self.nproc)
+                        NPROC_ENV, requested, gpus, self.nproc)
         if ft.settings.threads:
             torch.set_num_threads(ft.settings.threads)
 

@@ -22,6 +22,7 @@ import json
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def prepare(out: Path) -> None:
                     fh.write(json.dumps({"t": text, "y": label, "f": tr._fold(ex.group)}) + "\n")
     # First-stage records: train scored by fold models (v4's candidate, no trees), dev by the shipped one.
     meta = json.loads((Path(tr.ARTIFACT_DIR) / f"{tr.VERSION}.metrics.json").read_text())
-    cand = tr.replace(tr.Candidate(**meta["chosen"]), doc_offset=0.0, doc_prompt_offset=0.0)
+    cand = replace(tr.Candidate(**meta["chosen"]), doc_offset=0.0, doc_prompt_offset=0.0)
     cfg = tr.feature_config()
     folds = [tr._fold(ex.group) for ex in train]
     dets = [tr._roundtrip(tr.fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, cand, DEFAULT_SEED),

@@ -26,6 +26,7 @@ import numpy.typing as npt
 # Columns of the per-sentence context block ``dense`` (see ``document.SegmentMatrix.dense``).
 NOVELTY, QUESTION, YOU, LOG_LENGTH, TOPIC_COS = range(5)
 N_SUMMARY = 21
+TOP1 = 0  # the summary's first number: the top sentence's logit, i.e. the document's without trees
 # No second sentence: the gap to it counts as this large.
 LONE_GAP = 8.0
 

@@ -32,7 +32,7 @@ from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUES
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.metrics import threshold_for_fpr
-from guardrails.injection.rescore import Trees, fit_trees
+from guardrails.injection.rescore import TOP1, Trees, fit_trees
 from guardrails.injection.rules import RULES_VERSION
 from guardrails.injection.train_document import balanced_weights, fit_document
 from guardrails.injection.wordvec import WordVectors
@@ -283,6 +283,8 @@ def calibrate_cv(
     rescore = cand.rescore and det.doc_weights is not None
     applied = 0.0 if rescore else cand.doc_offset
     zero = replace(cand, doc_offset=0.0, doc_prompt_offset=0.0)
+    if rescore:
+        det.doc_trees = None
     parts = np.zeros((len(train), 2))
     summaries: dict[int, np.ndarray] = {}
     folds = np.asarray([_fold(ex.group) for ex in train])
@@ -290,20 +292,16 @@ def calibrate_cv(
         held = np.flatnonzero(folds == k)
         fold_det = _roundtrip(fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, zero, seed), tmp)
         for i in held:
-            parts[i] = fold_det.logit_parts(train[i].text)
-            if rescore and ev.is_document(train[i]):
-                x = fold_det.document_summary(train[i].text, parts[i, 0])
-                if x is not None:
-                    summaries[int(i)] = x
+            parts[i] = _first_stage(fold_det, train[i], rescore, summaries, int(i))
+    dev_summaries: dict[int, np.ndarray] = {}
+    det_parts = np.asarray([_first_stage(det, ex, rescore, dev_summaries, i) for i, ex in enumerate(dev)])
     pool = [*train, *dev]
     first_stage = None
     if rescore:
-        det.doc_trees = None
-        first_stage_parts = np.concatenate([parts, np.asarray([det.logit_parts(ex.text) for ex in dev])])
-        threshold = prompt_threshold(first_stage_parts[len(train):], dev)
-        first_stage = sweep(first_stage_parts, pool, True, threshold)[0]
+        first_stage = sweep(np.concatenate([parts, det_parts]), pool, True, prompt_threshold(det_parts, dev))[0]
         det.doc_trees = _fit_rescore(train, summaries, folds, parts)
-    det_parts = np.asarray([det.logit_parts(ex.text) for ex in dev])
+        for i, x in dev_summaries.items():
+            det_parts[i, 1] = det.doc_trees.decision(x)
     # ``det`` may carry the candidate's offset already; the sweep wants its zero-offset logits.
     det_parts[:, 1] -= applied
     # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
@@ -313,6 +311,21 @@ def calibrate_cv(
     best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None, threshold)
     score, cand = _apply(det, cand, best, applied)
     return Calibration(score, cand, first_stage)
+
+
+def _first_stage(
+    det: InjectionDetector, ex: Example, rescore: bool, summaries: dict[int, np.ndarray], i: int
+) -> tuple[float, float]:
+    """``det.logit_parts`` of ``ex`` (``det`` without trees); for a document, with ``rescore``, its
+    trees' input too, kept in ``summaries[i]``: one pass over its sentences serves both."""
+    if not (rescore and ev.is_document(ex)) or not ex.text.strip():
+        return det.logit_parts(ex.text)
+    prompt = max(det.segment_logits(ex.text))
+    x = det.document_summary(ex.text, prompt)
+    if x is None:
+        return prompt, -math.inf
+    summaries[i] = x
+    return prompt, float(x[TOP1])
 
 
 def _fit_rescore(
