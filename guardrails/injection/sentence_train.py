@@ -135,10 +135,11 @@ def main() -> int:
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank; 0 fine-tunes every weight")
     parser.add_argument("--lr", type=float, default=None, help="default 5e-4 with LoRA, 5e-5 without")
     parser.add_argument("--tag", default="sentence")
+    parser.add_argument("--seed", type=int, default=0, help="shuffling, dropout and LoRA's initialisation")
     args = parser.parse_args()
     lr = args.lr or (5e-4 if args.rank else 5e-5)
-    random.seed(0)
-    torch.manual_seed(0)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     train = [json.loads(line) for line in (args.dir / "train.jsonl").read_text().splitlines()]
     score = [json.loads(line) for line in (args.dir / "score.jsonl").read_text().splitlines()]
@@ -154,7 +155,8 @@ def main() -> int:
         if fold < 0 and args.rank:
             from safetensors.torch import save_file
 
-            meta = {"rank": str(args.rank), "epochs": str(args.epochs), "lr": str(lr), "sentences": str(len(rows))}
+            meta = {"rank": str(args.rank), "epochs": str(args.epochs), "lr": str(lr), "seed": str(args.seed),
+                    "sentences": str(len(rows))}
             save_file(adapter_state(model), out_dir / f"adapter_{args.tag}.safetensors", metadata=meta)
         print(f"[{args.tag}] fold {fold}: trained on {len(rows)} sentences, scored {len(todo)} "
               f"({time.time() - t0:.0f}s, {device})", flush=True)
