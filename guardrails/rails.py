@@ -118,7 +118,7 @@ class InjectionRail:
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
-        if document and getattr(self.detector, "sentence", None) is not None:
+        if document and self.detector.sentence is not None:
             # Document mode may run the sentence model (tens of ms of BLAS, GIL released): off the event loop.
             score = float(await asyncio.to_thread(self.detector.score, text, True))
         else:

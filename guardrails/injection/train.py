@@ -378,8 +378,8 @@ def _fit_sentence_stage(
     for i, (x, top) in dev_summaries.items():
         above = det_parts[i, 1] >= det.sentence_gate
         det_parts[i, 1] = det.sentence_trees.decision(sentence_inputs(x, det.sentence.logits(top))) if above else -math.inf
-    print(f"  sentence stage: gate {det.sentence_gate:.3f}, {int(gated.sum())} train and "
-          f"{int(np.isfinite(det_parts[:, 1]).sum())} dev examples past it; {missing} train documents scored live")
+    print(f"  sentence stage: gate {det.sentence_gate:.3f}, {sum(bool(gated[i]) for i in summaries)} train and "
+          f"{int(np.isfinite(det_parts[:, 1]).sum())} dev documents past it; {missing} train documents scored live")
 
 
 def _fit_rescore(

@@ -115,6 +115,7 @@ class _Recorder:
     """Stands in for the detector only to see which mode the rail asks for."""
 
     threshold = 0.5
+    sentence = None  # no sentence stage: the rail scores inline
 
     def __init__(self) -> None:
         self.modes: list[bool] = []
