@@ -12,7 +12,10 @@ duplicate a dataset text are dropped, so none can leak into dev or test.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from finetune.errors import TrainingFailed
@@ -30,6 +33,31 @@ def _dataset(seed: int) -> list[Any]:
     from guardrails.injection.dataset import build_dataset
 
     return build_dataset(seed)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A calibrated detector's bytes and its test-split rates, as one job left them."""
+
+    job: str
+    artifact: bytes
+    test: dict[str, Any]
+
+
+# A retrain is a pure function of its inputs (five fits and a calibration, 5-10 minutes on two
+# cores); a job resubmitted with the same inputs (say after the gate refused it and the baseline or
+# tolerance changed) reuses the last fit. One entry: a detector is ~2 MB, and jobs run one at a time.
+_last_fit: dict[str, _Fit] = {}
+
+
+def fit_key(fingerprint: str, extra: list[Any], candidate: dict[str, Any], seed: int) -> str:
+    """What decides a retrain's result: the base data, the extra examples, the candidate, the seed."""
+    from guardrails.injection.train import VERSION
+
+    h = hashlib.sha256(json.dumps([VERSION, fingerprint, candidate, seed], sort_keys=True).encode())
+    for ex in extra:
+        h.update(f"{ex.label}\x00{ex.source}\x00{ex.text}\x01".encode())
+    return h.hexdigest()
 
 
 def regressions(old: dict[str, Any], new: dict[str, Any], tolerance: float) -> list[str]:
@@ -51,12 +79,33 @@ def regressions(old: dict[str, Any], new: dict[str, Any], tolerance: float) -> l
     return out
 
 
+def _fit(split: dict[str, list[Any]], extra: list[Any], chosen: dict[str, Any], seed: int, job_dir: Path,
+         check: Any) -> tuple[Any, dict[str, Any]]:
+    """Fit on train + extra the way the shipped version was, calibrate it, and rate it on test."""
+    from guardrails.injection import evaluation as ev
+    from guardrails.injection import train as tr
+    from guardrails.injection.detector import InjectionDetector
+
+    cand = tr.Candidate(**chosen)
+    cfg = tr.feature_config()
+    train = split["train"] + extra
+    det = tr.fit(train, cfg, cand, seed)
+    det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
+    det = InjectionDetector.load(job_dir / ".candidate.npz")
+    check()
+    # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
+    # dev + train scored out of fold.
+    tr.calibrate_cv(det, train, split["dev"], cfg, cand, seed, job_dir / ".fold.npz")
+    check()
+    return det, ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
+
+
 def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -> None:
     from guardrails.injection import evaluation as ev
     from guardrails.injection import train as tr
     from guardrails.injection.dataset import Example
     from guardrails.injection.detector import InjectionDetector
-    from guardrails.injection.features import normalize
+    from guardrails.injection.features import normalize as key_text
 
     settings = ft.settings.detector
     baseline = json.loads(ft.settings.resolve(settings.baseline_metrics, ft.root).read_text())
@@ -69,34 +118,39 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
 
     say(spec.id, f"Building the detector dataset (seed {settings.seed})")
     data = _dataset(settings.seed)
-    known = {normalize(ex.text) for ex in data}
+    known = {key_text(ex.text) for ex in data}
     extra: list[Example] = []
     from_file = [(ex.text, ex.label) for ex in ft.files.parsed(spec.training_file).labelled]
     from_log = labelled_requests(ft.engine, ft.feedback)
     for i, (text, label) in enumerate([*from_file, *from_log]):
-        key = normalize(text)
-        if key and key not in known:
-            known.add(key)
+        norm = key_text(text)
+        if norm and norm not in known:
+            known.add(norm)
             source = "finetune_file" if i < len(from_file) else "finetune_feedback"
-            extra.append(Example(text, label, source, f"{spec.id}:{i}", "train"))
+            # A content-defined group: cross-validation folds follow groups, so a job id here would
+            # make two jobs on the same inputs fit different detectors.
+            group = "finetune:" + hashlib.sha1(key_text(text).encode()).hexdigest()[:16]
+            extra.append(Example(text, label, source, group, "train"))
     say(spec.id, f"{len(extra)} new labelled example(s): {len(from_file)} in the file, {len(from_log)} from "
                  f"feedback on logged requests, {len(from_file) + len(from_log) - len(extra)} duplicates dropped")
     check()
     split = {name: [ex for ex in data if ex.split == name] for name in ("train", "dev", "test")}
-    cand = tr.Candidate(**baseline["chosen"])
-    cfg = tr.feature_config()
     job_dir = ft.job_dir(spec.id)
     job_dir.mkdir(parents=True, exist_ok=True)
-    train = split["train"] + extra
-    det = tr.fit(train, cfg, cand, spec.seed)
-    det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
-    det = InjectionDetector.load(job_dir / ".candidate.npz")
-    check()
-    # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
-    # dev + train scored out of fold.
-    tr.calibrate_cv(det, train, split["dev"], cfg, cand, spec.seed, job_dir / ".fold.npz")
-    check()
-    test = ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
+    fingerprint = ev.fingerprint(data)
+    key = fit_key(fingerprint, extra, baseline["chosen"], spec.seed)
+    calibrated = job_dir / ".calibrated.npz"
+    reused = _last_fit.get(key)
+    if reused is not None:
+        say(spec.id, f"Reusing the fit of {reused.job}: same data, labelled examples, candidate and seed")
+        calibrated.write_bytes(reused.artifact)
+        det, test = InjectionDetector.load(calibrated), reused.test
+    else:
+        fitted, test = _fit(split, extra, baseline["chosen"], spec.seed, job_dir, check)
+        fitted.save(calibrated)
+        det = InjectionDetector.load(calibrated)  # both paths serve what was saved
+        _last_fit.clear()
+        _last_fit[key] = _Fit(spec.id, calibrated.read_bytes(), test)
     worse = regressions(baseline["test"], test, settings.tolerance)
     summary = {"macro_tpr": tr.macro_tpr(test), "baseline_macro_tpr": tr.macro_tpr(baseline["test"]),
                "threshold": det.threshold, "extra_examples": len(extra)}
@@ -110,7 +164,7 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
     det.version = version
     target = ft.models_dir / "guardrails" / f"{version}.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
-    det.save(target, {"trained_on": ev.fingerprint(data), "seed": spec.seed, "candidate": baseline["chosen"],
+    det.save(target, {"trained_on": fingerprint, "seed": spec.seed, "candidate": baseline["chosen"],
                       "extra_examples": len(extra), "job": spec.id})
     InjectionDetector.load(target)  # what ships must load
     metrics = {"version": version, "threshold": det.threshold, "test": test, **summary}
