@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
@@ -100,8 +99,6 @@ def main() -> int:
     load_ms = (time.perf_counter() - t0) * 1000.0
     docs = benign_documents()
     past = [t for t in docs if _past_gate(detector, t)]
-    numpy_only = copy.copy(detector)
-    numpy_only.sentence_trees = None
     leak = PromptLeakDetector(BASE * 2, make_canary())
     deny = DenyList(["globex corp", "project nightingale", "internal only"])
     results = {
@@ -110,9 +107,14 @@ def main() -> int:
         # Document mode on the test split's long benign documents (docs, code; 200-3,000 chars): since v5
         # the ~10% the trees rank high also go through the fine-tuned MiniLM (top 3 sentences).
         "injection.check (document mode)": measure(lambda t: detector.check(t, document=True), docs, args.iters),
+        # A policy with params.document_last_stage: false (v4's decision and cost: numpy only).
+        "  same, last stage skipped": measure(
+            lambda t: detector.check(t, document=True, last_stage=False), docs, args.iters
+        ),
         "injection.check (doc, past the gate)": measure(lambda t: detector.check(t, document=True), past, args.iters // 4),
-        # The same documents side by side without the last stage (v4's cost: numpy only).
-        "  same, without the sentence stage": measure(lambda t: numpy_only.check(t, document=True), past, args.iters // 4),
+        "  same, last stage skipped ": measure(
+            lambda t: detector.check(t, document=True, last_stage=False), past, args.iters // 4
+        ),
         "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),
         # Opt-in NER types (spaCy en_core_web_sm): a separate row, they are not in the default set.
         "pii.check + PERSON/LOCATION": measure(

@@ -114,15 +114,18 @@ class InjectionRail:
     action: str
     detector: Any
     threshold: float | None
+    # False: document mode without the sentence model (v4's decision, at its own calibration), for
+    # policies where a p99 of tens of ms per tool result or chunk costs more than the catch rate gained.
+    last_stage: bool = True
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
-        if document and self.detector.sentence is not None:
+        if document and self.last_stage and self.detector.sentence is not None:
             # Document mode may run the sentence model (tens of ms of BLAS, GIL released): off the event loop.
             score = float(await asyncio.to_thread(self.detector.score, text, True))
         else:
-            score = float(self.detector.score(text, document=document))
+            score = float(self.detector.score(text, document, self.last_stage))
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
         return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]
@@ -132,7 +135,16 @@ class InjectionRail:
 def _injection(spec: RailSpec, res: Resources) -> Rail:
     if spec.action == "mask":
         raise RailConfigError("rail 'injection' cannot mask; use block or log")
-    return InjectionRail("injection", spec.action, res.injection(), spec.params.get("threshold"))
+    last_stage = spec.params.get("document_last_stage", True)
+    if not isinstance(last_stage, bool):
+        raise RailConfigError(f"rail 'injection': params.document_last_stage must be true or false, not {last_stage!r}")
+    detector = res.injection()
+    if not last_stage and not detector.can_skip_last_stage:
+        raise RailConfigError(
+            f"rail 'injection': detector {detector.version} has no calibration for document mode without its "
+            "last stage (params.document_last_stage: false); retrain it with python -m guardrails.injection.train"
+        )
+    return InjectionRail("injection", spec.action, detector, spec.params.get("threshold"), last_stage)
 
 
 @dataclass

@@ -102,6 +102,9 @@ def guardrails_config() -> dict[str, object]:
     rails["policies"]["crashy"] = {"input": [{"rail": "crash", "action": "block", "on_error": "block"}]}
     rails["policies"]["crashy-open"] = {"input": [{"rail": "crash", "action": "block", "on_error": "pass"}]}
     rails["policies"]["retrieval-only"] = {"retrieval": [{"rail": "injection", "action": "block"}]}
+    # Document mode without the sentence model, logged rather than blocked so every score shows.
+    rails["policies"]["fast-documents"] = {"input": [{"rail": "injection", "action": "log",
+                                                      "params": {"document_last_stage": False}}]}
     rails["policies"]["refusal"] = {**rails["policies"]["default"], "on_block": "refusal"}
     # Names and places (spaCy NER) masked on the way in, redacted on the way out.
     names = {"types": ["PERSON", "LOCATION", "EMAIL"]}

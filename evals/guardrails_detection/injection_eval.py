@@ -35,6 +35,12 @@ def evaluate(artifact: Path = DEFAULT_ARTIFACT) -> dict[str, Any]:
         )
     test = [ex for ex in data if ex.split == "test"]
     info = [ex for ex in data if ex.split == EVAL_ONLY]
+    docs = [ex for ex in test if ev.is_document(ex)]
+    skipped = (
+        {"test_without_last_stage": ev.rates(docs, ev.score_all(detector, docs, last_stage=False), detector.threshold)}
+        if detector.sentence_trees is not None and detector.can_skip_last_stage
+        else {}
+    )
     return {
         "artifact": artifact.name,
         "threshold": detector.threshold,
@@ -45,6 +51,7 @@ def evaluate(artifact: Path = DEFAULT_ARTIFACT) -> dict[str, Any]:
         "test": ev.rates(test, ev.score_all(detector, test), detector.threshold)
         | ev.prompt_mode_row(detector, test, detector.threshold),
         "informational": ev.rates(info, ev.score_all(detector, info), detector.threshold),
+        **skipped,
     }
 
 
@@ -58,6 +65,12 @@ def format_tables(result: dict[str, Any]) -> str:
             ),
             ev.format_rates(
                 "Not injection attempts, never trained on (flag rate, informational)", result["informational"]
+            ),
+            *(
+                [ev.format_rates("Documents with the last stage skipped (params.document_last_stage: false), TEST split",
+                                 result["test_without_last_stage"])]
+                if "test_without_last_stage" in result
+                else []
             ),
         ]
     )

@@ -31,6 +31,12 @@ SNAPSHOT = Path(__file__).resolve().parent / "data" / "package_docs.jsonl.gz"
 SYSTEM_SNAPSHOT = Path(__file__).resolve().parent / "data" / "system_docs.jsonl.gz"
 SYSTEM_DOC_DIR = Path("/usr/share/doc")
 _SYSTEM_DOC_NAME = re.compile(r"^(readme|faq|news|todo|usage|howto)[^/]*|.*\.(md|txt|rst)(\.gz)?$", re.IGNORECASE)
+# Developer-tool documentation outside Python (CMake's reference manual, the READMEs, contributing
+# guides and issue templates of the projects vendored in the Google Cloud SDK, npm's command docs):
+# the most imperative benign prose on the machine ("Please describe the bug", "Run npm install"),
+# from ~100 projects the package docs do not cover. Frozen like the system docs; not a host.
+TOOL_SNAPSHOT = Path(__file__).resolve().parent / "data" / "tool_docs.jsonl.gz"
+TOOL_DOC_ROOTS = (Path("/usr/share/cmake-3.25/Help"), Path("/usr/lib/google-cloud-sdk"), Path("/usr/lib/node_modules"))
 LONG_SOURCES = frozenset({"pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs"})
 MIN_CHARS = 200
 MAX_CHARS = 3000
@@ -184,6 +190,52 @@ def system_docs(rng: random.Random, max_chunks_per_file: int = 2, max_docs: int 
     return sorted(rng.sample(docs, max_docs), key=lambda d: (d.group, d.text)) if len(docs) > max_docs else docs
 
 
+def _tool_group(path: Path) -> str:
+    """The project a tool doc belongs to: a CMake manual page, a vendored project, an npm package."""
+    parts = path.parts
+    for marker in ("third_party", "vendored", "node_modules"):
+        if marker in parts:
+            i = len(parts) - 1 - parts[::-1].index(marker)  # the innermost
+            if i + 1 < len(parts) - 1:
+                name = parts[i + 1]
+                return f"tool:{name}/{parts[i + 2]}" if name.startswith("@") and i + 2 < len(parts) - 1 else f"tool:{name}"
+    if "cmake" in str(path):
+        return f"tool:cmake/{path.parent.name}/{path.stem}"
+    return f"tool:{path.parent.name}"
+
+
+def tool_docs(
+    rng: random.Random, max_chunks_per_file: int = 2, max_cmake: int = 400, max_per_group: int = 30
+) -> list[Doc]:
+    """Chunks of the Markdown/reST docs under ``TOOL_DOC_ROOTS`` (changelogs and licences left out):
+    ``max_cmake`` of CMake's ~1,900 pages and up to ``max_per_group`` chunks of each other project
+    (no one project's style may be most of the family)."""
+    files = sorted(
+        p
+        for root in TOOL_DOC_ROOTS
+        if root.exists()
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in (".md", ".rst")
+        and not re.search(r"changelog|copyright|licen[cs]e|notice|history", p.name, re.IGNORECASE)
+        and not any(part in str(p).lower() for part in _EXCLUDED_PATH_PARTS)
+    )
+    docs: list[Doc] = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "\x00" in text:
+            continue
+        docs += [Doc(piece, "tool_docs", _tool_group(path)) for piece in chunk(text, rng, max_chunks_per_file)]
+    cmake = [d for d in docs if d.group.startswith("tool:cmake/")]
+    cmake = rng.sample(cmake, max_cmake) if len(cmake) > max_cmake else cmake
+    rest: list[Doc] = []
+    for group in sorted({d.group for d in docs} - {d.group for d in cmake}):
+        # A group lives in one split: 168 chunks of npm's manual in test would be a tenth of the family.
+        members = [d for d in docs if d.group == group and not d.group.startswith("tool:cmake/")]
+        rest += rng.sample(members, max_per_group) if len(members) > max_per_group else members
+    return sorted(cmake + rest, key=lambda d: (d.group, d.text))
+
+
 def read_snapshot(path: Path = SNAPSHOT) -> list[Doc]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [Doc(**json.loads(line)) for line in f if line.strip()]
@@ -214,14 +266,32 @@ def frozen_system_docs() -> list[Doc]:
     return read_snapshot(SYSTEM_SNAPSHOT) if SYSTEM_SNAPSHOT.exists() else []
 
 
+def frozen_tool_docs() -> list[Doc]:
+    return read_snapshot(TOOL_SNAPSHOT) if TOOL_SNAPSHOT.exists() else []
+
+
+def _new_to_dataset(docs: list[Doc], seed: int) -> list[Doc]:
+    """``docs`` less those that near-duplicate a text the dataset already holds (the Cloud SDK vendors
+    Python packages whose READMEs are package docs already): joining an existing group would move it."""
+    from guardrails.injection.dataset import build_dataset
+    from guardrails.injection.dedup import near_duplicate_groups
+
+    known = sorted({ex.text for ex in build_dataset(seed) if ex.source != "tool_docs"})
+    roots = near_duplicate_groups([*known, *(d.text for d in docs)])
+    return [d for d, root in zip(docs, roots[len(known):], strict=True) if root >= len(known)]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Freeze installed-package (or system) docs into a snapshot file.")
     parser.add_argument("--snapshot", action="store_true", required=True)
     parser.add_argument("--system", action="store_true", help="the /usr/share/doc family instead")
+    parser.add_argument("--tools", action="store_true", help="the developer-tool docs family instead")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if args.system:
         frozen, path = system_docs(random.Random(f"{args.seed}:sysdocs")), SYSTEM_SNAPSHOT
+    elif args.tools:
+        frozen, path = _new_to_dataset(tool_docs(random.Random(f"{args.seed}:tooldocs")), args.seed), TOOL_SNAPSHOT
     else:
         frozen, path = list(package_docs(random.Random(f"{args.seed}:pkgdocs"))), SNAPSHOT
     write_snapshot(frozen, path)

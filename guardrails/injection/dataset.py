@@ -40,7 +40,7 @@ PLANTS_PER_INSTRUCTION = 4
 # with the v2 features, 74 -> 76% with word vectors).
 PLANTS_PER_REQUEST = 3
 # Chat requests that are benign from a user and injections inside a document.
-REQUEST_SOURCES: tuple[str, ...] = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
+REQUEST_SOURCES: tuple[str, ...] = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives")
 PLANTED_REQUESTS = "planted_requests"
 
 
@@ -184,6 +184,8 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     # Appended last: group ids are item indices, so earlier sources keep the splits they had.
     raw += sources.roleplay_negatives()
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_system_docs()]
+    raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_tool_docs()]
+    raw += sources.keyword_negatives()
     items = _dedupe(raw)
     groups = _merge_groups(items)
     base = assign_splits([Example(it.text, it.label, it.source, g) for it, g in zip(items, groups, strict=True)], seed)

@@ -35,7 +35,7 @@ from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v5.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v6.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 # A new name, not an optional extra: code that predates the rescoring trees must refuse such an
@@ -54,6 +54,10 @@ def sentence_inputs(x: np.ndarray, scores: np.ndarray) -> np.ndarray:
     sentence and the highest of the top ``SENTENCE_TOP``."""
     top = float(scores[0]) if len(scores) else MISSING_SENTENCE
     return np.concatenate([x, [top, max(scores.tolist(), default=MISSING_SENTENCE)]])
+
+
+def _offsets(value: list[float] | None) -> tuple[float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]))
 
 
 def sigmoid(x: float) -> float:
@@ -83,6 +87,7 @@ class InjectionDetector:
         sentence: SentenceModel | None = None,
         sentence_trees: Trees | None = None,
         sentence_gate: float = math.inf,
+        skip_offsets: tuple[float, float] | None = None,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
@@ -115,6 +120,10 @@ class InjectionDetector:
         self.sentence = sentence
         self.sentence_trees = sentence_trees
         self.sentence_gate = float(sentence_gate)
+        # Document mode without the last stage (a policy may skip the sentence model for latency):
+        # (document offset added to ``doc_trees``' score, prompt-model offset), calibrated like v4's
+        # at the same threshold. None: this artifact cannot skip it.
+        self.skip_offsets = skip_offsets
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
@@ -140,6 +149,8 @@ class InjectionDetector:
                 assert self.sentence is not None and self.doc_trees is not None
                 arrays |= self.sentence_trees.arrays(SENTENCE_TREES)
                 meta["sentence"] = {"file": self.sentence.name, "digest": self.sentence.digest, "gate": self.sentence_gate}
+                if self.skip_offsets is not None:
+                    meta["sentence"]["skip_offsets"] = list(self.skip_offsets)
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
@@ -194,6 +205,7 @@ class InjectionDetector:
             sentence,
             sentence_trees,
             meta["sentence"]["gate"] if sentence_trees is not None else math.inf,
+            _offsets(meta["sentence"].get("skip_offsets")) if sentence_trees is not None else None,
         )
 
     # ------------------------------------------------------------------ scoring
@@ -242,12 +254,26 @@ class InjectionDetector:
         top = [matrix.norm[slice(*matrix.spans[j])] for j in np.argsort(-seg, kind="stable")[:SENTENCE_TOP]]
         return summary(seg, dense, prompt), top
 
-    def document_logit(self, text: str, prompt: float) -> float:
-        """Document-mode logit: the last stage's trees over the sentences, or the worst sentence's."""
+    @property
+    def can_skip_last_stage(self) -> bool:
+        """Whether document mode can run without the sentence model (``last_stage=False``)."""
+        return self.sentence_trees is None or self.skip_offsets is not None
+
+    def _skipping(self, last_stage: bool) -> bool:
+        if last_stage or self.sentence_trees is None:
+            return False
+        if self.skip_offsets is None:
+            raise ValueError(f"detector {self.version} has no calibration for document mode without its last stage")
+        return True
+
+    def document_logit(self, text: str, prompt: float, last_stage: bool = True) -> float:
+        """Document-mode logit: the last stage's trees over the sentences, or the worst sentence's.
+        ``last_stage=False``: the rescoring trees decide, at their own calibration (no sentence model)."""
         if self.doc_weights is None:
             return -math.inf
         if self.doc_trees is None:
             return max(self.document_logits(text), default=-math.inf)
+        skip = self._skipping(last_stage)
         found = self.document_summary(text, prompt)
         if found is None:
             return -math.inf
@@ -255,6 +281,8 @@ class InjectionDetector:
         first = self.doc_trees.decision(x)
         if self.sentence_trees is None:
             return first
+        if skip:
+            return first + self.skip_offsets[0]  # type: ignore[index]
         if first < self.sentence_gate:
             return -math.inf
         assert self.sentence is not None
@@ -268,28 +296,31 @@ class InjectionDetector:
         else:
             self.doc_bias += delta
 
-    def logit_parts(self, text: str) -> tuple[float, float]:
+    def logit_parts(self, text: str, last_stage: bool = True) -> tuple[float, float]:
         """(max prompt-model logit, document-mode logit); -inf where there is nothing to score."""
         if not text.strip():
             return -math.inf, -math.inf
         prompt = max(self.segment_logits(text))
-        return prompt, self.document_logit(text, prompt)
+        return prompt, self.document_logit(text, prompt, last_stage)
 
-    def score(self, text: str, document: bool = False) -> float:
+    def score(self, text: str, document: bool = False, last_stage: bool = True) -> float:
         """P(injection). ``document``: the text is untrusted data (retrieved chunk, tool result),
-        not a message the user wrote, so requests addressed to the assistant inside it count."""
+        not a message the user wrote, so requests addressed to the assistant inside it count.
+        ``last_stage=False``: document mode without the sentence model (see ``skip_offsets``)."""
         if not text.strip():
             return 0.0
         if not document or self.doc_weights is None:
             return sigmoid(max(self.segment_logits(text)))
-        prompt, doc = self.logit_parts(text)
-        return sigmoid(max(prompt + self.doc_prompt_offset, doc))
+        prompt, doc = self.logit_parts(text, last_stage)
+        prompt_offset = self.skip_offsets[1] if self._skipping(last_stage) else self.doc_prompt_offset  # type: ignore[index]
+        return sigmoid(max(prompt + prompt_offset, doc))
 
     def check(
-        self, text: str, action: Action = "block", rail: str = "prompt_injection", document: bool = False
+        self, text: str, action: Action = "block", rail: str = "prompt_injection", document: bool = False,
+        last_stage: bool = True,
     ) -> Verdict:
         t0 = time.perf_counter()
-        s = self.score(text, document)
+        s = self.score(text, document, last_stage)
         latency_ms = (time.perf_counter() - t0) * 1000.0
         hit = s >= self.threshold
         detail = f"score={s:.3f} threshold={self.threshold:.3f} model={self.version}"

@@ -11,8 +11,10 @@ from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, Example
 from guardrails.injection.detector import InjectionDetector
 from guardrails.injection.metrics import wilson
 
-LONG_BENIGN = ("pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "spliced_benign")
-SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives")
+LONG_BENIGN = (
+    "pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "tool_docs", "spliced_benign",
+)
+SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives")
 # Scored in document mode (the gateway's retrieval rails and tool/function messages): text the
 # assistant reads as data. Everything else is scored as a message the user wrote.
 DOCUMENT_SOURCES = (*LONG_BENIGN, "bipia_text", "bipia_code", "self_authored_planted", PLANTED_REQUESTS)
@@ -32,9 +34,10 @@ def is_document(ex: Example) -> bool:
     return ex.source in DOCUMENT_SOURCES
 
 
-def score_all(detector: InjectionDetector, examples: Sequence[Example]) -> list[float]:
-    """Each example scored the way the gateway would see it (document mode for documents)."""
-    return [detector.score(ex.text, is_document(ex)) for ex in examples]
+def score_all(detector: InjectionDetector, examples: Sequence[Example], last_stage: bool = True) -> list[float]:
+    """Each example scored the way the gateway would see it (document mode for documents);
+    ``last_stage=False`` as a policy that skips the sentence model would."""
+    return [detector.score(ex.text, is_document(ex), last_stage) for ex in examples]
 
 
 def long_as_prompt(examples: Sequence[Example]) -> list[Example]:

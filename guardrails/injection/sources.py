@@ -126,6 +126,13 @@ def self_authored_injections() -> Iterator[Item]:
     return _jsonl(PACKAGE_DATA / "direct_injections.jsonl", 1, "self_authored_injections")
 
 
+def keyword_negatives() -> Iterator[Item]:
+    """Benign questions built on the words jailbreak detectors key on ("ignore the typos", "from now
+    on answer in Spanish", "developer mode on Android", "store secrets in GitHub Actions", "Dan
+    Brown"), grouped by the word. Written for this project (session 7)."""
+    return _jsonl(PACKAGE_DATA / "keyword_negatives.jsonl", 0, "keyword_negatives")
+
+
 def roleplay_negatives() -> Iterator[Item]:
     """Benign role-play / reformat requests ("pretend you are my tutor", "reply only in JSON"):
     the chat prompts that look most like persona-switch jailbreaks. Written for this project."""

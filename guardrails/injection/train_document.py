@@ -27,6 +27,7 @@ TRAIN_SOURCES = frozenset(
         "stdlib_code",
         "package_docs",
         "system_docs",
+        "tool_docs",
         "spliced_benign",
         "bipia_text",
         "bipia_code",

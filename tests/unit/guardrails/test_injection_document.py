@@ -120,7 +120,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.modes: list[bool] = []
 
-    def score(self, text: str, document: bool = False) -> float:
+    def score(self, text: str, document: bool = False, last_stage: bool = True) -> float:
         self.modes.append(document)
         return 0.0
 

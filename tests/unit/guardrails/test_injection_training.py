@@ -1,5 +1,5 @@
 """Training-time pieces of the injection detector: payload labels, the calibration sweep, the frozen
-system-docs family."""
+system-docs and tool-docs families, the keyword negatives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import numpy as np
 
 from guardrails.injection import evaluation as ev
 from guardrails.injection import train as tr
-from guardrails.injection.corpus import SYSTEM_SNAPSHOT, frozen_system_docs
+from guardrails.injection.corpus import (
+    SYSTEM_SNAPSHOT,
+    TOOL_SNAPSHOT,
+    frozen_system_docs,
+    frozen_tool_docs,
+    read_snapshot,
+)
 from guardrails.injection.dataset import Example, plant
 from guardrails.injection.detector import sigmoid
 from guardrails.injection.document import document_matrix
@@ -85,3 +91,45 @@ def test_system_docs_are_frozen_and_split_like_the_rest() -> None:
     assert SYSTEM_SNAPSHOT.exists() and 500 <= len(docs) <= 900
     assert all(d.source == "system_docs" and 200 <= len(d.text) <= 3000 for d in docs)
     assert len({d.group for d in docs}) > 100
+
+
+def test_tool_docs_are_frozen_and_no_one_project_is_most_of_them() -> None:
+    docs = frozen_tool_docs()
+    assert TOOL_SNAPSHOT.exists() and 600 <= len(docs) <= 1100
+    assert all(d.source == "tool_docs" and 200 <= len(d.text) <= 3000 for d in docs)
+    projects = {d.group.split("/")[0] if d.group.startswith("tool:cmake/") else d.group for d in docs}
+    assert len(projects) > 40 and sum(d.group.startswith("tool:cmake/") for d in docs) <= 400
+
+
+def test_new_families_join_no_existing_group() -> None:
+    """Tool docs and keyword negatives were written to near-duplicate nothing the dataset held before
+    them, so adding them moved no older example between splits (session 7 checked: none moved)."""
+    from guardrails.injection import sources
+    from guardrails.injection.dedup import near_duplicate_groups
+
+    older = [it.text for f in (sources.inthewild, sources.mt_bench, sources.hard_negatives,
+                               sources.roleplay_negatives, sources.self_authored_injections) for it in f()]
+    older += [d.text for d in frozen_system_docs()] + [d.text for d in read_snapshot()]  # package docs
+    new = [it.text for it in sources.keyword_negatives()] + [d.text for d in frozen_tool_docs()]
+    roots = near_duplicate_groups([*older, *new])
+    joined = [t for t, r in zip(new, roots[len(older):], strict=True) if r < len(older)]
+    assert joined == []
+
+
+def test_every_long_benign_family_keeps_its_own_budget() -> None:
+    """An easy family must not lend its false-positive share to a hard one (v3-v5 pooled them)."""
+    parts, pool = _pool()
+    rng = np.random.default_rng(1)
+    for i in range(300):  # easy: scores far below the package docs'
+        pool.append(Example(f"tool doc {i}", 0, "tool_docs", f"t{i}"))
+        parts = np.vstack([parts, [rng.normal(-8, 1), rng.normal(-9, 1)]])
+    _, offset, prompt_offset, threshold = tr.sweep(parts, pool, has_doc=True)
+    logits = np.where([ev.is_document(ex) for ex in pool], np.maximum(parts[:, 0] + prompt_offset, parts[:, 1] + offset),
+                      parts[:, 0])
+    flagged = [sigmoid(x) >= threshold for x in logits]
+    for family in ("package_docs", "tool_docs"):
+        hits = [f for f, ex in zip(flagged, pool, strict=True) if ex.source == family]
+        assert sum(hits) <= tr.MAX_FPR * len(hits), family
+    # Pooled, the 400 documents' budget (8) would have gone to package docs alone: 8% of them.
+    docs = [f for f, ex in zip(flagged, pool, strict=True) if ex.source == "package_docs"]
+    assert sum(docs) <= 2
