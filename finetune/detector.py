@@ -89,15 +89,16 @@ def _fit(split: dict[str, list[Any]], extra: list[Any], chosen: dict[str, Any], 
     cand = tr.Candidate(**chosen)
     cfg = tr.feature_config()
     train = split["train"] + extra
-    det = tr.fit(train, cfg, cand, seed)
-    det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
-    det = InjectionDetector.load(job_dir / ".candidate.npz")
-    check()
-    # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
-    # dev + train scored out of fold.
-    tr.calibrate_cv(det, train, split["dev"], cfg, cand, seed, job_dir / ".fold.npz")
-    check()
-    return det, ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
+    with tr.one_thread():  # as the shipped version was trained: the same result on any machine
+        det = tr.fit(train, cfg, cand, seed)
+        det.save(job_dir / ".candidate.npz")  # reload: the threshold is tuned on what ships (float16 weights)
+        det = InjectionDetector.load(job_dir / ".candidate.npz")
+        check()
+        # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
+        # dev + train scored out of fold.
+        tr.calibrate_cv(det, train, split["dev"], cfg, cand, seed, job_dir / ".fold.npz")
+        check()
+        return det, ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
 
 
 def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -> None:
