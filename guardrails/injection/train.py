@@ -440,6 +440,11 @@ def one_thread() -> Any:
     """BLAS and OpenMP limited to one thread, so a training run is the same on any machine: with
     another thread count BLAS sums in another order, the fits move in the last digits and thresholds
     with them (v6 trained with 2 threads and with 1 differed in 3 test rows of the skip path)."""
+    # threadpoolctl limits the libraries already loaded: scipy's own OpenBLAS and scikit-learn's
+    # OpenMP come in with these imports (limiting numpy's alone left the fits two-threaded).
+    import scipy.linalg  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
