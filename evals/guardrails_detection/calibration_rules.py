@@ -67,15 +67,18 @@ class Pool:
         return int(flags[members].sum()) <= math.floor(share * int(members.sum()))
 
     def best(self, rule: Callable[[np.ndarray], bool]) -> tuple[float, float, float]:
-        """(macro-TPR, offset, prompt offset): the best the rule allows, the highest offset on ties."""
+        """(macro-TPR, offset, prompt offset) as ``train.sweep`` chooses them, by search: per prompt
+        offset the highest document offset the rule allows (catch rates only rise with it), then the
+        first prompt offset with the best macro-TPR."""
         found = (-1.0, 0.0, 0.0)
         for prompt_offset in tr.DOC_PROMPT_OFFSETS:
-            for offset in OFFSETS:
-                flags = self.flagged(float(offset), prompt_offset)
-                if rule(flags):
-                    score = tr.macro_tpr(ev.rates(self.pool, flags.astype(float).tolist(), 0.5))
-                    if score >= found[0] - 1e-12:
-                        found = (score, float(offset), prompt_offset)
+            allowed = [float(o) for o in OFFSETS if rule(self.flagged(float(o), prompt_offset))]
+            if not allowed:
+                continue
+            flags = self.flagged(max(allowed), prompt_offset)
+            score = tr.macro_tpr(ev.rates(self.pool, flags.astype(float).tolist(), 0.5))
+            if score > found[0] + 1e-9:
+                found = (score, max(allowed), prompt_offset)
         return found
 
     def describe(self, offset: float, prompt_offset: float) -> list[str]:

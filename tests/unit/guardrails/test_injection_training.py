@@ -133,3 +133,24 @@ def test_every_long_benign_family_keeps_its_own_budget() -> None:
     # Pooled, the 400 documents' budget (8) would have gone to package docs alone: 8% of them.
     docs = [f for f, ex in zip(flagged, pool, strict=True) if ex.source == "package_docs"]
     assert sum(docs) <= 2
+
+
+def test_the_budget_rules_experiment_finds_what_the_calibration_finds() -> None:
+    """``evals.guardrails_detection.calibration_rules`` re-derives the offset by search: on the same
+    inputs its per-family rule must land where ``train.sweep`` does, and the pooled rule no lower."""
+    from evals.guardrails_detection.calibration_rules import Pool, rules
+
+    parts, pool = _pool()
+    rng = np.random.default_rng(1)
+    for i in range(300):
+        pool.append(Example(f"tool doc {i}", 0, "tool_docs", f"t{i}", "dev"))
+        parts = np.vstack([parts, [rng.normal(-8, 1), rng.normal(-9, 1)]])
+    pool = [ex if ex.split else Example(ex.text, ex.label, ex.source, ex.group, "train") for ex in pool]
+    score, offset, prompt_offset, threshold = tr.sweep(parts, pool, has_doc=True)
+    experiment = Pool(parts, pool, threshold)
+    found = {name: experiment.best(rule) for name, rule in rules(experiment).items()}
+    per_family = found["every family <= 2% (v6)"]
+    assert per_family[0] == score and per_family[2] == prompt_offset
+    assert abs(per_family[1] - offset) <= 0.011  # a 0.01 grid against the exact offset
+    assert found["pooled <= 2% (v3-v5)"][1] > per_family[1]  # the easy family lends its share
+    assert len(experiment.describe(*per_family[1:])) == 4
