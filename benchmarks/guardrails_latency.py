@@ -112,7 +112,7 @@ def main() -> int:
             lambda t: detector.check(t, document=True, last_stage=False), docs, args.iters
         ),
         "injection.check (doc, past the gate)": measure(lambda t: detector.check(t, document=True), past, args.iters // 4),
-        "  same, last stage skipped ": measure(
+        "  past the gate, last stage skipped": measure(
             lambda t: detector.check(t, document=True, last_stage=False), past, args.iters // 4
         ),
         "pii.check (all types)": measure(check_sensitive_data, texts, args.iters),

@@ -130,7 +130,7 @@ def run_detector(ft: FineTuning, spec: JobSpec, control: Control, worker: str) -
             source = "finetune_file" if i < len(from_file) else "finetune_feedback"
             # A content-defined group: cross-validation folds follow groups, so a job id here would
             # make two jobs on the same inputs fit different detectors.
-            group = "finetune:" + hashlib.sha1(key_text(text).encode()).hexdigest()[:16]
+            group = "finetune:" + hashlib.sha1(norm.encode()).hexdigest()[:16]
             extra.append(Example(text, label, source, group, "train"))
     say(spec.id, f"{len(extra)} new labelled example(s): {len(from_file)} in the file, {len(from_log)} from "
                  f"feedback on logged requests, {len(from_file) + len(from_log) - len(extra)} duplicates dropped")

@@ -35,12 +35,7 @@ def evaluate(artifact: Path = DEFAULT_ARTIFACT) -> dict[str, Any]:
         )
     test = [ex for ex in data if ex.split == "test"]
     info = [ex for ex in data if ex.split == EVAL_ONLY]
-    docs = [ex for ex in test if ev.is_document(ex)]
-    skipped = (
-        {"test_without_last_stage": ev.rates(docs, ev.score_all(detector, docs, last_stage=False), detector.threshold)}
-        if detector.sentence_trees is not None and detector.can_skip_last_stage
-        else {}
-    )
+    skipped = ev.without_last_stage(detector, test, detector.threshold)
     return {
         "artifact": artifact.name,
         "threshold": detector.threshold,
@@ -51,7 +46,7 @@ def evaluate(artifact: Path = DEFAULT_ARTIFACT) -> dict[str, Any]:
         "test": ev.rates(test, ev.score_all(detector, test), detector.threshold)
         | ev.prompt_mode_row(detector, test, detector.threshold),
         "informational": ev.rates(info, ev.score_all(detector, info), detector.threshold),
-        **skipped,
+        **({} if skipped is None else {"test_without_last_stage": skipped}),
     }
 
 

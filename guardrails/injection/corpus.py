@@ -20,6 +20,7 @@ import random
 import re
 import sysconfig
 import warnings
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,10 +229,14 @@ def tool_docs(
         docs += [Doc(piece, "tool_docs", _tool_group(path)) for piece in chunk(text, rng, max_chunks_per_file)]
     cmake = [d for d in docs if d.group.startswith("tool:cmake/")]
     cmake = rng.sample(cmake, max_cmake) if len(cmake) > max_cmake else cmake
+    projects: dict[str, list[Doc]] = defaultdict(list)
+    for d in docs:
+        if not d.group.startswith("tool:cmake/"):
+            projects[d.group].append(d)
     rest: list[Doc] = []
-    for group in sorted({d.group for d in docs} - {d.group for d in cmake}):
+    for group in sorted(projects):
         # A group lives in one split: 168 chunks of npm's manual in test would be a tenth of the family.
-        members = [d for d in docs if d.group == group and not d.group.startswith("tool:cmake/")]
+        members = projects[group]
         rest += rng.sample(members, max_per_group) if len(members) > max_per_group else members
     return sorted(cmake + rest, key=lambda d: (d.group, d.text))
 

@@ -259,12 +259,13 @@ class InjectionDetector:
         """Whether document mode can run without the sentence model (``last_stage=False``)."""
         return self.sentence_trees is None or self.skip_offsets is not None
 
-    def _skipping(self, last_stage: bool) -> bool:
+    def _skip(self, last_stage: bool) -> tuple[float, float] | None:
+        """The offsets to score with when the last stage is skipped; None: it is not (or there is none)."""
         if last_stage or self.sentence_trees is None:
-            return False
+            return None
         if self.skip_offsets is None:
             raise ValueError(f"detector {self.version} has no calibration for document mode without its last stage")
-        return True
+        return self.skip_offsets
 
     def document_logit(self, text: str, prompt: float, last_stage: bool = True) -> float:
         """Document-mode logit: the last stage's trees over the sentences, or the worst sentence's.
@@ -273,7 +274,7 @@ class InjectionDetector:
             return -math.inf
         if self.doc_trees is None:
             return max(self.document_logits(text), default=-math.inf)
-        skip = self._skipping(last_stage)
+        skip = self._skip(last_stage)
         found = self.document_summary(text, prompt)
         if found is None:
             return -math.inf
@@ -281,8 +282,8 @@ class InjectionDetector:
         first = self.doc_trees.decision(x)
         if self.sentence_trees is None:
             return first
-        if skip:
-            return first + self.skip_offsets[0]  # type: ignore[index]
+        if skip is not None:
+            return first + skip[0]
         if first < self.sentence_gate:
             return -math.inf
         assert self.sentence is not None
@@ -312,7 +313,8 @@ class InjectionDetector:
         if not document or self.doc_weights is None:
             return sigmoid(max(self.segment_logits(text)))
         prompt, doc = self.logit_parts(text, last_stage)
-        prompt_offset = self.skip_offsets[1] if self._skipping(last_stage) else self.doc_prompt_offset  # type: ignore[index]
+        skip = self._skip(last_stage)
+        prompt_offset = self.doc_prompt_offset if skip is None else skip[1]
         return sigmoid(max(prompt + prompt_offset, doc))
 
     def check(

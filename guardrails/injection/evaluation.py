@@ -40,6 +40,17 @@ def score_all(detector: InjectionDetector, examples: Sequence[Example], last_sta
     return [detector.score(ex.text, is_document(ex), last_stage) for ex in examples]
 
 
+def without_last_stage(
+    detector: InjectionDetector, examples: Sequence[Example], threshold: float
+) -> dict[str, Any] | None:
+    """``rates`` of the documents among ``examples`` as a policy that skips the sentence model scores
+    them; None when the detector has no last stage to skip, or no calibration for skipping it."""
+    if detector.sentence_trees is None or not detector.can_skip_last_stage:
+        return None
+    docs = [ex for ex in examples if is_document(ex)]
+    return rates(docs, score_all(detector, docs, last_stage=False), threshold)
+
+
 def long_as_prompt(examples: Sequence[Example]) -> list[Example]:
     """The long benign documents, for scoring as if a user had pasted them (prompt mode)."""
     return [ex for ex in examples if ex.label == 0 and ex.source in LONG_BENIGN]

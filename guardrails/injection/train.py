@@ -226,7 +226,8 @@ def sweep(
         return macro_tpr(ev.rates(pool, prompt_scores, threshold)), 0.0, 0.0, threshold
     cut = math.log(threshold / (1.0 - threshold))
     source = np.asarray([ex.source for ex in pool])
-    families = [is_long & is_doc & (source == f) for f in ev.LONG_BENIGN if (is_long & is_doc & (source == f)).any()]
+    long_docs = is_long & is_doc
+    families = [long_docs & (source == f) for f in ev.LONG_BENIGN if (long_docs & (source == f)).any()]
     best: tuple[float, float, float, float] | None = None
     for prompt_offset in DOC_PROMPT_OFFSETS:
         offset = _family_offset(parts, families, prompt_offset, cut)
@@ -535,13 +536,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _without_last_stage(det: InjectionDetector, split: dict[str, list[Example]], cal: Calibration) -> dict[str, Any]:
     """Document mode as a policy that skips the sentence model scores it (documents only)."""
-    if det.sentence_trees is None or not det.can_skip_last_stage:
+    tables = {f"{name}_without_last_stage": ev.without_last_stage(det, split[name], det.threshold) for name in ("dev", "test")}
+    if None in tables.values():
         return {}
-    out: dict[str, Any] = {"calibration_macro_tpr_without_last_stage": cal.without_last_stage_macro_tpr}
-    for name in ("dev", "test"):
-        docs = [ex for ex in split[name] if ev.is_document(ex)]
-        out[f"{name}_without_last_stage"] = ev.rates(docs, ev.score_all(det, docs, last_stage=False), det.threshold)
-    return out
+    return {"calibration_macro_tpr_without_last_stage": cal.without_last_stage_macro_tpr, **tables}
 
 
 def write_examples(path: Path, test: Sequence[Example], seed: int, per_source: int = 4) -> None:
