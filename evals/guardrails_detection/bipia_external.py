@@ -38,7 +38,11 @@ def examples(seed: int = 13, base: list[Example] | None = None) -> list[tuple[st
 
 
 def evaluate(detector: InjectionDetector, seed: int = 13, base: list[Example] | None = None) -> dict[str, Any]:
-    rows = examples(seed, base)
+    return evaluate_rows(detector, examples(seed, base))
+
+
+def evaluate_rows(detector: InjectionDetector, rows: list[tuple[str, Example]]) -> dict[str, Any]:
+    """TPR of planted (category, example) rows in document mode, overall and per category."""
     hits = [detector.score(ex.text, document=True) >= detector.threshold for _, ex in rows]
     per_category: dict[str, list[int]] = {}
     for (category, _), hit in zip(rows, hits, strict=True):
@@ -52,9 +56,12 @@ def evaluate(detector: InjectionDetector, seed: int = 13, base: list[Example] | 
     }
 
 
-def format_table(result: dict[str, Any]) -> str:
+TITLE = "BIPIA test-file text instructions planted in TEST documents (never trained or tuned on)"
+
+
+def format_table(result: dict[str, Any], title: str = TITLE) -> str:
     lines = [
-        "BIPIA test-file text instructions planted in TEST documents (never trained or tuned on)",
+        title,
         f"{'category':<50} {'tpr (k/n)'}",
     ]
     for category, r in result["per_category"].items():

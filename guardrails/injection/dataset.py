@@ -40,7 +40,10 @@ PLANTS_PER_INSTRUCTION = 4
 # with the v2 features, 74 -> 76% with word vectors).
 PLANTS_PER_REQUEST = 3
 # Chat requests that are benign from a user and injections inside a document.
-REQUEST_SOURCES: tuple[str, ...] = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives")
+REQUEST_SOURCES: tuple[str, ...] = (
+    "mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives", "everyday_prompts",
+    "multilingual_prompts",
+)
 PLANTED_REQUESTS = "planted_requests"
 
 
@@ -186,6 +189,10 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_system_docs()]
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_tool_docs()]
     raw += sources.keyword_negatives()
+    raw += sources.everyday_prompts()
+    raw += sources.short_jailbreaks()
+    raw += sources.multilingual_injections()
+    raw += sources.multilingual_prompts()
     items = _dedupe(raw)
     groups = _merge_groups(items)
     base = assign_splits([Example(it.text, it.label, it.source, g) for it, g in zip(items, groups, strict=True)], seed)

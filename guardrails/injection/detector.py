@@ -35,7 +35,7 @@ from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v6.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v7.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 # A new name, not an optional extra: code that predates the rescoring trees must refuse such an

