@@ -195,15 +195,12 @@ _OTHER_LANGUAGES: Final[dict[str, str]] = {
         rf"|{_CJK}(?:没有(?:任何)?(?:限制|过滤|规则|审查|道德)|不受(?:任何)?限制|无限制|过滤器已关闭|"
         r"(?:制限|フィルター|ポリシー)(?:も|が)?(?:ない|なし|無し))"
     ),
-    "special_mode": (
-        rf"\b{_ML_MODES}\b|{_CJK}(?:开发者模式|開発者モード)"
-    ),
-    "refusal_suppression": (
-        rf"\b{_ML_NEVER_REFUSE}\b|{_CJK}{_trie('从不拒绝|不要拒绝|绝不拒绝|断らない|拒否しない')}"
-    ),
+    "special_mode": rf"\b{_ML_MODES}\b|{_CJK}(?:开发者模式|開発者モード)",
+    "refusal_suppression": rf"\b{_ML_NEVER_REFUSE}\b|{_CJK}{_trie('从不拒绝|不要拒绝|绝不拒绝|断らない|拒否しない')}",
 }
 
 # One slot per cue, the other languages' alternatives in the English cue's slot (see the docstring).
+# A slot of their own per cue was trained too (v7) and lost on dev + train out of fold: 0.820 vs 0.845.
 RULES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = tuple(
     (name, re.compile(f"{rx}|{_OTHER_LANGUAGES[name]}" if name in _OTHER_LANGUAGES else rx, re.IGNORECASE))
     for name, rx in _ENGLISH
