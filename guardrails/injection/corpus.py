@@ -275,13 +275,14 @@ def frozen_tool_docs() -> list[Doc]:
     return read_snapshot(TOOL_SNAPSHOT) if TOOL_SNAPSHOT.exists() else []
 
 
-def _new_to_dataset(docs: list[Doc], seed: int) -> list[Doc]:
-    """``docs`` less those that near-duplicate a text the dataset already holds (the Cloud SDK vendors
-    Python packages whose READMEs are package docs already): joining an existing group would move it."""
-    from guardrails.injection.dataset import build_dataset
+def new_to_dataset(docs: list[Doc], seed: int, family: str) -> list[Doc]:
+    """``docs`` (a refresh of ``family``) less those that near-duplicate a text another family holds:
+    joining an existing group would move it, and every example planted in it, to another split (the
+    Cloud SDK vendors Python packages whose READMEs are package docs already)."""
+    from guardrails.injection.dataset import source_items
     from guardrails.injection.dedup import near_duplicate_groups
 
-    known = sorted({ex.text for ex in build_dataset(seed) if ex.source != "tool_docs"})
+    known = sorted({it.text for it in source_items(seed) if it.source != family})
     roots = near_duplicate_groups([*known, *(d.text for d in docs)])
     return [d for d, root in zip(docs, roots[len(known):], strict=True) if root >= len(known)]
 
@@ -294,10 +295,11 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if args.system:
-        frozen, path = system_docs(random.Random(f"{args.seed}:sysdocs")), SYSTEM_SNAPSHOT
+        fresh, path = system_docs(random.Random(f"{args.seed}:sysdocs")), SYSTEM_SNAPSHOT
     elif args.tools:
-        frozen, path = _new_to_dataset(tool_docs(random.Random(f"{args.seed}:tooldocs")), args.seed), TOOL_SNAPSHOT
+        fresh, path = tool_docs(random.Random(f"{args.seed}:tooldocs")), TOOL_SNAPSHOT
     else:
-        frozen, path = list(package_docs(random.Random(f"{args.seed}:pkgdocs"))), SNAPSHOT
+        fresh, path = list(package_docs(random.Random(f"{args.seed}:pkgdocs"))), SNAPSHOT
+    frozen = new_to_dataset(fresh, args.seed, fresh[0].source) if fresh else fresh
     write_snapshot(frozen, path)
     print(f"wrote {len(frozen)} chunks from {len({d.group for d in frozen})} packages to {path}")

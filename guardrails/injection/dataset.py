@@ -172,8 +172,8 @@ def _plant_requests(base: list[Example], seed: int) -> list[Example]:
     return out
 
 
-def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
-    """Every example with its split; same seed + same install => same list."""
+def source_items(seed: int = DEFAULT_SEED) -> list[sources.Item]:
+    """Every source's items in dataset order, before de-duplication, grouping and planting."""
     raw: list[sources.Item] = []
     raw += sources.dan_templates()
     raw += sources.inthewild()
@@ -193,7 +193,12 @@ def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
     raw += sources.short_jailbreaks()
     raw += sources.multilingual_injections()
     raw += sources.multilingual_prompts()
-    items = _dedupe(raw)
+    return raw
+
+
+def build_dataset(seed: int = DEFAULT_SEED) -> list[Example]:
+    """Every example with its split; same seed + same install => same list."""
+    items = _dedupe(source_items(seed))
     groups = _merge_groups(items)
     base = assign_splits([Example(it.text, it.label, it.source, g) for it, g in zip(items, groups, strict=True)], seed)
     # Instructions to plant: bipia (grouped by category) and our own injections, which

@@ -179,3 +179,15 @@ def test_multilingual_injections_are_planted_only_into_test_documents() -> None:
         assert ex.span is not None and ex.text[ex.span[0]:ex.span[1]] in payloads
         assert "".join((ex.text[:ex.span[0]] + ex.text[ex.span[1]:]).split()) in hosts, ask
         assert ask.startswith("ml_")
+
+
+def test_a_refresh_drops_what_another_family_holds_and_keeps_its_own() -> None:
+    """``corpus --snapshot [--system|--tools]`` keeps a refreshed family from joining another's groups
+    (which would move them, and what is planted in them, between splits)."""
+    from guardrails.injection.corpus import Doc, new_to_dataset
+
+    held = read_snapshot()[0]  # a package doc
+    novel = Doc("Frobnicate the quux with a widdershins spanner before the third equinox. " * 5, "tool_docs", "t:x")
+    copy = Doc(held.text, "tool_docs", "t:y")
+    assert new_to_dataset([copy, novel], 13, "tool_docs") == [novel]
+    assert new_to_dataset([held], 13, "package_docs") == [held]
