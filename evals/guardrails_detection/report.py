@@ -4,7 +4,8 @@ Prints the tables and writes ``evals/guardrails_detection/results.json``. Only h
 data is reported: presidio rows 500-999 (rows 0-499 were used to tune the patterns) and
 the injection detector's seeded TEST split (threshold chosen on dev), BIPIA's separate test
 file of indirect instructions planted into TEST documents (see ``bipia_external``), and the TEST
-split's multilingual injections planted the same way (see ``multilingual_planted``).
+split's multilingual injections planted the same way (see ``multilingual_planted``), and a probe
+written after v7 was frozen (see ``fresh_probe``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evals.guardrails_detection import bipia_external, injection_eval, multilingual_planted, pii_eval
+from evals.guardrails_detection import bipia_external, fresh_probe, injection_eval, multilingual_planted, pii_eval
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = InjectionDetector.load()
     inj["external_indirect"] = bipia_external.evaluate(detector)
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
+    inj["fresh_probe"] = fresh_probe.evaluate(detector)
     print(pii_eval.format_table(pii))
     b = pii["benign_docs"]
     print(
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print(bipia_external.format_table(inj["external_indirect"]))
     print()
     print(bipia_external.format_table(inj["multilingual_planted"], multilingual_planted.TITLE))
+    print()
+    print(fresh_probe.format_table(inj["fresh_probe"]))
     results = {"pii": pii, "injection": inj, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwrote {args.out}")

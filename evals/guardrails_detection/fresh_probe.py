@@ -1,0 +1,49 @@
+"""The injection detector on a probe written after ``injection-v7`` was frozen (never trained or tuned
+on; see data/README.md): benign prompts and direct injections, as user prompts, per group.
+
+The same hands wrote the probe, the data and the cue rules, so this is a check on text the model has
+not seen, not an independent benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from guardrails.injection import InjectionDetector
+from guardrails.injection.metrics import wilson
+
+DATA = Path(__file__).resolve().parent / "data" / "fresh_probe.jsonl"
+
+
+def evaluate(detector: InjectionDetector, path: Path = DATA) -> dict[str, Any]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cells: dict[tuple[int, str], list[int]] = {}
+    for row in rows:
+        cell = cells.setdefault((row["label"], row["group"]), [0, 0])
+        cell[0] += detector.score(row["text"]) >= detector.threshold
+        cell[1] += 1
+    out: dict[str, Any] = {}
+    for label, metric in ((0, "fpr"), (1, "tpr")):
+        mine = {g: kn for (lab, g), kn in cells.items() if lab == label}
+        out[metric] = {
+            **wilson(sum(k for k, _ in mine.values()), sum(n for _, n in mine.values())).as_dict(),
+            "per_group": {g: {"k": k, "n": n} for g, (k, n) in mine.items()},
+        }
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = ["Fresh probe (written after v7 was frozen; prompts as a user sends them)", f"{'group':<50} {'rate (k/n)'}"]
+    for metric in ("fpr", "tpr"):
+        r = result[metric]
+        for group, c in r["per_group"].items():
+            lines.append(f"{metric + ' ' + group:<50} {100 * c['k'] / c['n']:5.1f}% ({c['k']}/{c['n']})")
+        lines.append(
+            f"{metric + ' ALL':<50} {100 * r['rate']:5.1f}% [{100 * r['low']:5.1f}, {100 * r['high']:5.1f}] ({r['k']}/{r['n']})"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(format_table(evaluate(InjectionDetector.load())))
