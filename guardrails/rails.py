@@ -144,7 +144,11 @@ def _injection(spec: RailSpec, res: Resources) -> Rail:
             f"rail 'injection': detector {detector.version} has no calibration for document mode without its "
             "last stage (params.document_last_stage: false); retrain it with python -m guardrails.injection.train"
         )
-    return InjectionRail("injection", spec.action, detector, spec.params.get("threshold"), last_stage)
+    threshold = spec.params.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1):
+        # Checked here: a string would otherwise fail every request at run time (and fail closed).
+        raise RailConfigError(f"rail 'injection': params.threshold must be a number between 0 and 1, not {threshold!r}")
+    return InjectionRail("injection", spec.action, detector, None if threshold is None else float(threshold), last_stage)
 
 
 @dataclass
