@@ -18,6 +18,7 @@ import json
 import math
 import random
 import re
+import subprocess
 import sysconfig
 import warnings
 from collections import defaultdict
@@ -38,6 +39,12 @@ _SYSTEM_DOC_NAME = re.compile(r"^(readme|faq|news|todo|usage|howto)[^/]*|.*\.(md
 # from ~100 projects the package docs do not cover. Frozen like the system docs; not a host.
 TOOL_SNAPSHOT = Path(__file__).resolve().parent / "data" / "tool_docs.jsonl.gz"
 TOOL_DOC_ROOTS = (Path("/usr/share/cmake-3.25/Help"), Path("/usr/lib/google-cloud-sdk"), Path("/usr/lib/node_modules"))
+# Man pages in other languages (the manpages-l10n translations under /usr/share/man/<lang>/, 25
+# languages here): every other benign family is English, and v7's first cut, trained on injections in
+# eleven languages, flagged 14 of 740 such chunks in document mode (v6: 1). Grouped by page across
+# languages, so a page's translations share a split. Frozen like the system docs; not a host.
+FOREIGN_SNAPSHOT = Path(__file__).resolve().parent / "data" / "foreign_docs.jsonl.gz"
+MAN_DIR = Path("/usr/share/man")
 LONG_SOURCES = frozenset({"pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs"})
 MIN_CHARS = 200
 MAX_CHARS = 3000
@@ -241,6 +248,23 @@ def tool_docs(
     return sorted(cmake + rest, key=lambda d: (d.group, d.text))
 
 
+def _render_man(page: Path) -> str:
+    """A man page as plain text (groff with preconv for its encoding; no bold/underline overstrikes)."""
+    source = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
+    cmd = ["groff", "-k", "-mandoc", "-Tutf8", "-P-cbou"]
+    return subprocess.run(cmd, input=source, capture_output=True, timeout=60, check=False).stdout.decode("utf-8", "replace")
+
+
+def foreign_docs(rng: random.Random, pages_per_language: int = 20, max_chunks_per_page: int = 2) -> list[Doc]:
+    docs: list[Doc] = []
+    for lang in sorted(p.name for p in MAN_DIR.iterdir() if p.is_dir() and not p.name.startswith(("man", "en"))):
+        pages = sorted(p for p in (MAN_DIR / lang).rglob("*") if p.is_file())
+        for page in rng.sample(pages, min(pages_per_language, len(pages))):
+            group = f"man:{page.name.removesuffix('.gz')}"
+            docs += [Doc(piece, "foreign_docs", group) for piece in chunk(_render_man(page), rng, max_chunks_per_page)]
+    return docs
+
+
 def read_snapshot(path: Path = SNAPSHOT) -> list[Doc]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [Doc(**json.loads(line)) for line in f if line.strip()]
@@ -275,6 +299,10 @@ def frozen_tool_docs() -> list[Doc]:
     return read_snapshot(TOOL_SNAPSHOT) if TOOL_SNAPSHOT.exists() else []
 
 
+def frozen_foreign_docs() -> list[Doc]:
+    return read_snapshot(FOREIGN_SNAPSHOT) if FOREIGN_SNAPSHOT.exists() else []
+
+
 def new_to_dataset(docs: list[Doc], seed: int, family: str) -> list[Doc]:
     """``docs`` (a refresh of ``family``) less those that near-duplicate a text another family holds:
     joining an existing group would move it, and every example planted in it, to another split (the
@@ -292,12 +320,15 @@ if __name__ == "__main__":
     parser.add_argument("--snapshot", action="store_true", required=True)
     parser.add_argument("--system", action="store_true", help="the /usr/share/doc family instead")
     parser.add_argument("--tools", action="store_true", help="the developer-tool docs family instead")
+    parser.add_argument("--foreign", action="store_true", help="the man pages in other languages instead")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if args.system:
         fresh, path = system_docs(random.Random(f"{args.seed}:sysdocs")), SYSTEM_SNAPSHOT
     elif args.tools:
         fresh, path = tool_docs(random.Random(f"{args.seed}:tooldocs")), TOOL_SNAPSHOT
+    elif args.foreign:
+        fresh, path = foreign_docs(random.Random(f"{args.seed}:foreign")), FOREIGN_SNAPSHOT
     else:
         fresh, path = list(package_docs(random.Random(f"{args.seed}:pkgdocs"))), SNAPSHOT
     frozen = new_to_dataset(fresh, args.seed, fresh[0].source) if fresh else fresh

@@ -193,6 +193,7 @@ def source_items(seed: int = DEFAULT_SEED) -> list[sources.Item]:
     raw += sources.short_jailbreaks()
     raw += sources.multilingual_injections()
     raw += sources.multilingual_prompts()
+    raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_foreign_docs()]
     return raw
 
 

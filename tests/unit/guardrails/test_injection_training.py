@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import numpy as np
 from guardrails.injection import evaluation as ev
 from guardrails.injection import train as tr
 from guardrails.injection.corpus import (
+    FOREIGN_SNAPSHOT,
     SYSTEM_SNAPSHOT,
     TOOL_SNAPSHOT,
+    frozen_foreign_docs,
     frozen_system_docs,
     frozen_tool_docs,
     read_snapshot,
@@ -105,9 +108,10 @@ def test_tool_docs_are_frozen_and_no_one_project_is_most_of_them() -> None:
 
 def test_new_families_join_no_existing_group() -> None:
     """Families added after v5 (tool docs and keyword negatives in session 7; everyday prompts, short
-    jailbreaks and the two multilingual sets in session 8) were written to near-duplicate nothing the
+    jailbreaks, the two multilingual sets and foreign man pages in session 8) were written to near-duplicate nothing the
     dataset held before them, so adding them moved no older example between splits (each session
-    checked: none moved). Nor may one new family near-duplicate another's group."""
+    checked: none moved; the man pages in other languages too). Nor may one new family near-duplicate
+    another's group."""
     from guardrails.injection import sources
     from guardrails.injection.dedup import near_duplicate_groups
 
@@ -118,7 +122,7 @@ def test_new_families_join_no_existing_group() -> None:
     older += [d.text for d in frozen_system_docs()] + [d.text for d in read_snapshot()]  # package docs
     new_items = [*sources.keyword_negatives(), *sources.everyday_prompts(), *sources.short_jailbreaks(),
                  *sources.multilingual_injections(), *sources.multilingual_prompts()]
-    new_items += [sources.Item(d.text, 0, d.source, d.group) for d in frozen_tool_docs()]
+    new_items += [sources.Item(d.text, 0, d.source, d.group) for d in (*frozen_tool_docs(), *frozen_foreign_docs())]
     roots = near_duplicate_groups([*older, *(it.text for it in new_items)])
     joined = [it.text for it, r in zip(new_items, roots[len(older):], strict=True) if r < len(older)]
     assert joined == []
@@ -209,3 +213,10 @@ def test_the_fresh_probe_counts_per_group(tmp_path: Path) -> None:
     assert result["fpr"]["per_group"] == {"b": {"k": 0, "n": 2}}
     assert "ALL" in fresh_probe.format_table(result)
     assert len(fresh_probe.DATA.read_text(encoding="utf-8").splitlines()) == 102
+
+
+def test_foreign_docs_are_frozen_and_a_page_keeps_its_translations_in_one_group() -> None:
+    docs = frozen_foreign_docs()
+    assert FOREIGN_SNAPSHOT.exists() and 500 <= len(docs) <= 1000
+    assert all(d.source == "foreign_docs" and 200 <= len(d.text) <= 3000 and d.group.startswith("man:") for d in docs)
+    assert max(Counter(d.group for d in docs).values()) > 2  # translations of one page, one group
