@@ -18,7 +18,7 @@ from guardrails.errors import RailConfigError, UnknownPolicy
 from guardrails.nemo import NemoConfigs
 from guardrails.policy import GuardrailsSettings, PolicySettings, RailSpec
 from guardrails.rails import Rail, RailContext, Resources, build
-from guardrails.verdict import Verdict
+from guardrails.verdict import Action, Verdict
 
 log = logging.getLogger("guardrails")
 # Message roles whose content is data returned to the model (screened in document mode).
@@ -60,7 +60,7 @@ async def _run_one(spec: RailSpec, rail: Rail, text: str, ctx: RailContext) -> t
     try:
         return await rail.run(text, ctx)
     except Exception as exc:  # a rail bug must not let text through unless configured to
-        action = "block" if spec.on_error == "block" else "pass"
+        action: Action = "block" if spec.on_error == "block" else "pass"
         log.error(
             "rail %s crashed (%s: %s); failing %s",
             rail.name,
