@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,29 @@ DATA = Path(__file__).resolve().parent / "data" / "bipia_text_attack_test.json"
 SOURCE = "bipia_text_external"
 
 
+def plant_in_test_documents(
+    data: list[Example], payloads: Iterable[tuple[str, str, str]], rng: random.Random, source: str
+) -> list[tuple[str, Example]]:
+    """(category, planted example) for each (category, group, payload) x ``PLANTS_PER_INSTRUCTION`` of
+    ``data``'s TEST documents, with training's ``plant`` surgery."""
+    hosts = _hosts(data, "test")
+    out = []
+    for category, group, payload in payloads:
+        for host in rng.sample(hosts, PLANTS_PER_INSTRUCTION):
+            text, span = plant(host.text, payload, rng)
+            out.append((category, Example(text, 1, source, group, "test", span)))
+    return out
+
+
 def examples(seed: int = 13, base: list[Example] | None = None) -> list[tuple[str, Example]]:
     """(category, planted example) for every external instruction x ``PLANTS_PER_INSTRUCTION`` hosts."""
     data = base if base is not None else build_dataset(seed)
-    hosts = _hosts(data, "test")
-    rng = random.Random(f"{seed}:plant:external")
-    out = []
-    for category, instructions in json.loads(DATA.read_text(encoding="utf-8")).items():
-        for instruction in instructions:
-            for host in rng.sample(hosts, PLANTS_PER_INSTRUCTION):
-                text, span = plant(host.text, instruction, rng)
-                out.append((category, Example(text, 1, SOURCE, f"external:{category}", "test", span)))
-    return out
+    payloads = [
+        (category, f"external:{category}", instruction)
+        for category, instructions in json.loads(DATA.read_text(encoding="utf-8")).items()
+        for instruction in instructions
+    ]
+    return plant_in_test_documents(data, payloads, random.Random(f"{seed}:plant:external"), SOURCE)
 
 
 def evaluate(detector: InjectionDetector, seed: int = 13, base: list[Example] | None = None) -> dict[str, Any]:

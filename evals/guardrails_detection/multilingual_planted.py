@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from evals.guardrails_detection.bipia_external import evaluate_rows, format_table
+from evals.guardrails_detection.bipia_external import evaluate_rows, format_table, plant_in_test_documents
 from guardrails.injection import InjectionDetector, sources
-from guardrails.injection.dataset import PLANTS_PER_INSTRUCTION, Example, _hosts, build_dataset, plant
+from guardrails.injection.dataset import Example, build_dataset
 
 SOURCE = "multilingual_planted"
 TITLE = "Multilingual injections (TEST split) planted in TEST documents (document mode never trained on them)"
@@ -21,16 +21,11 @@ TITLE = "Multilingual injections (TEST split) planted in TEST documents (documen
 
 def examples(seed: int = 13, base: list[Example] | None = None) -> list[tuple[str, Example]]:
     data = base if base is not None else build_dataset(seed)
-    hosts = _hosts(data, "test")
-    rng = random.Random(f"{seed}:plant:multilingual")
     asks = {it.text: it.group.split(":", 1)[1] for it in sources.multilingual_injections()}
-    out = []
-    for ex in data:
-        if ex.split == "test" and ex.source == "multilingual_injections":
-            for host in rng.sample(hosts, PLANTS_PER_INSTRUCTION):
-                text, span = plant(host.text, ex.text, rng)
-                out.append((asks[ex.text], Example(text, 1, SOURCE, ex.group, "test", span)))
-    return out
+    payloads = [
+        (asks[ex.text], ex.group, ex.text) for ex in data if ex.split == "test" and ex.source == "multilingual_injections"
+    ]
+    return plant_in_test_documents(data, payloads, random.Random(f"{seed}:plant:multilingual"), SOURCE)
 
 
 def evaluate(detector: InjectionDetector, seed: int = 13, base: list[Example] | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, Example
+from guardrails.injection.dataset import EVAL_ONLY, PLANTED_REQUESTS, REQUEST_SOURCES, Example
 from guardrails.injection.detector import InjectionDetector
 from guardrails.injection.metrics import wilson
 
@@ -15,10 +15,8 @@ LONG_BENIGN = (
     "pydoc_topics", "stdlib_docstrings", "stdlib_code", "package_docs", "system_docs", "tool_docs", "spliced_benign",
     "foreign_docs",
 )
-SHORT_BENIGN = (
-    "mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives", "everyday_prompts",
-    "multilingual_prompts",
-)
+# The chat requests that are benign from a user (and injections planted in a document): one list.
+SHORT_BENIGN = REQUEST_SOURCES
 # Scored in document mode (the gateway's retrieval rails and tool/function messages): text the
 # assistant reads as data. Everything else is scored as a message the user wrote.
 DOCUMENT_SOURCES = (*LONG_BENIGN, "bipia_text", "bipia_code", "self_authored_planted", PLANTED_REQUESTS)
