@@ -108,10 +108,10 @@ def test_tool_docs_are_frozen_and_no_one_project_is_most_of_them() -> None:
 
 def test_new_families_join_no_existing_group() -> None:
     """Families added after v5 (tool docs and keyword negatives in session 7; everyday prompts, short
-    jailbreaks, the two multilingual sets and foreign man pages in session 8) were written to near-duplicate nothing the
-    dataset held before them, so adding them moved no older example between splits (each session
-    checked: none moved; the man pages in other languages too). Nor may one new family near-duplicate
-    another's group."""
+    jailbreaks, the two multilingual sets and foreign man pages in session 8; assistant prompts in
+    session 9) were written to near-duplicate nothing the dataset held before them, so adding them
+    moved no older example between splits (each session checked: none moved; the man pages in other
+    languages too). Nor may one new family near-duplicate another's group."""
     from guardrails.injection import sources
     from guardrails.injection.dedup import near_duplicate_groups
 
@@ -121,7 +121,7 @@ def test_new_families_join_no_existing_group() -> None:
     older = [it.text for f in older_sources for it in f()]
     older += [d.text for d in frozen_system_docs()] + [d.text for d in read_snapshot()]  # package docs
     new_items = [*sources.keyword_negatives(), *sources.everyday_prompts(), *sources.short_jailbreaks(),
-                 *sources.multilingual_injections(), *sources.multilingual_prompts()]
+                 *sources.multilingual_injections(), *sources.multilingual_prompts(), *sources.assistant_prompts()]
     new_items += [sources.Item(d.text, 0, d.source, d.group) for d in (*frozen_tool_docs(), *frozen_foreign_docs())]
     roots = near_duplicate_groups([*older, *(it.text for it in new_items)])
     joined = [it.text for it, r in zip(new_items, roots[len(older):], strict=True) if r < len(older)]
