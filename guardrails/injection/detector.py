@@ -129,7 +129,8 @@ class InjectionDetector:
         # (document offset added to ``doc_trees``' score, prompt-model offset), calibrated like v4's
         # at the same threshold. None: this artifact cannot skip it.
         self.skip_offsets = skip_offsets
-        # Prompt mode's second look (v8, ``prompt_head``): reads the worst segment's word vectors.
+        # Prompt mode's second opinion (v8, ``prompt_head``): may lower the worst segment's logit, from
+        # its word vectors; document mode does not use it.
         if prompt_head is not None and wordvec is None:
             raise ValueError("a prompt head needs the word vectors it was fitted on")
         self.prompt_head = prompt_head

@@ -6,7 +6,8 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
 with the best dev macro-TPR -> score train out of fold (4 group folds), fit the document-mode
 rescoring trees (``rescore``) on those scores, and set the document offsets again on dev plus train
-scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
+scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> fit the prompt head on train's
+prompts and set its offset on dev (``fit_prompt_head``) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -41,7 +42,9 @@ from guardrails.injection.wordvec import WordVectors
 
 # v6 (session 7): v5's design on more data (the tool-docs family, keyword negatives) with document
 # mode's false-positive budget per benign family instead of pooled (see ``sweep``), and the offsets
-# for skipping the last stage stored with it (``InjectionDetector.skip_offsets``).
+# for skipping the last stage stored with it (``InjectionDetector.skip_offsets``). v7 (session 8): cue
+# rules in eleven more languages and five new families. v8 (session 9): the ``assistant_prompts`` family
+# and the prompt head (``fit_prompt_head``).
 VERSION = "injection-v8"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
