@@ -97,7 +97,6 @@ def _fit(split: dict[str, list[Any]], extra: list[Any], chosen: dict[str, Any], 
         # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
         # dev + train scored out of fold.
         tr.calibrate_cv(det, train, split["dev"], cfg, cand, seed, job_dir / ".fold.npz")
-        tr.fit_prompt_head(det, train, split["dev"])
         check()
         return det, ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
 

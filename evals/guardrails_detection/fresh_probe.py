@@ -1,5 +1,6 @@
-"""The injection detector on a probe written after ``injection-v7`` was frozen (never trained or tuned
-on; see data/README.md): benign prompts and direct injections, as user prompts, per group.
+"""The injection detector on probes written after ``injection-v7`` was frozen (never trained or tuned
+on; see data/README.md): benign prompts and direct injections, as user prompts, per group. The first
+(session 8) is 72 benign and 30 attacks; the second (session 9) 350 benign and 25 attacks.
 
 The same hands wrote the probe, the data and the cue rules, so this is a check on text the model has
 not seen, not an independent benchmark."""
@@ -14,6 +15,11 @@ from guardrails.injection import InjectionDetector
 from guardrails.injection.metrics import wilson
 
 DATA = Path(__file__).resolve().parent / "data" / "fresh_probe.jsonl"
+DATA_2 = DATA.with_name("fresh_probe_2.jsonl")
+TITLES = {
+    DATA: "Fresh probe (written after v7 was frozen; prompts as a user sends them)",
+    DATA_2: "Second fresh probe (session 9, after v7 was frozen; prompts as a user sends them)",
+}
 
 
 def evaluate(detector: InjectionDetector, path: Path = DATA) -> dict[str, Any]:
@@ -33,8 +39,8 @@ def evaluate(detector: InjectionDetector, path: Path = DATA) -> dict[str, Any]:
     return out
 
 
-def format_table(result: dict[str, Any]) -> str:
-    lines = ["Fresh probe (written after v7 was frozen; prompts as a user sends them)", f"{'group':<50} {'rate (k/n)'}"]
+def format_table(result: dict[str, Any], title: str = TITLES[DATA]) -> str:
+    lines = [title, f"{'group':<50} {'rate (k/n)'}"]
     for metric in ("fpr", "tpr"):
         r = result[metric]
         for group, c in r["per_group"].items():
@@ -46,4 +52,5 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    print(format_table(evaluate(InjectionDetector.load())))
+    detector = InjectionDetector.load()
+    print("\n\n".join(format_table(evaluate(detector, path), title) for path, title in TITLES.items()))

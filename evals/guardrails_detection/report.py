@@ -4,7 +4,7 @@ Prints the tables and writes ``evals/guardrails_detection/results.json``. Only h
 data is reported: presidio rows 500-999 (rows 0-499 were used to tune the patterns) and
 the injection detector's seeded TEST split (threshold chosen on dev), BIPIA's separate test
 file of indirect instructions planted into TEST documents (see ``bipia_external``), and the TEST
-split's multilingual injections planted the same way (see ``multilingual_planted``), and a probe
+split's multilingual injections planted the same way (see ``multilingual_planted``), and two probes
 written after v7 was frozen (see ``fresh_probe``).
 """
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     inj["external_indirect"] = bipia_external.evaluate(detector)
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
     inj["fresh_probe"] = fresh_probe.evaluate(detector)
+    inj["fresh_probe_2"] = fresh_probe.evaluate(detector, fresh_probe.DATA_2)
     print(pii_eval.format_table(pii))
     b = pii["benign_docs"]
     print(
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     print(bipia_external.format_table(inj["multilingual_planted"], multilingual_planted.TITLE))
     print()
     print(fresh_probe.format_table(inj["fresh_probe"]))
+    print()
+    print(fresh_probe.format_table(inj["fresh_probe_2"], fresh_probe.TITLES[fresh_probe.DATA_2]))
     results = {"pii": pii, "injection": inj, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwrote {args.out}")

@@ -42,7 +42,7 @@ PLANTS_PER_REQUEST = 3
 # Chat requests that are benign from a user and injections inside a document.
 REQUEST_SOURCES: tuple[str, ...] = (
     "mt_bench", "hard_negatives", "garak_normal", "roleplay_negatives", "keyword_negatives", "everyday_prompts",
-    "multilingual_prompts", "assistant_prompts",
+    "multilingual_prompts",
 )
 PLANTED_REQUESTS = "planted_requests"
 
@@ -194,7 +194,6 @@ def source_items(seed: int = DEFAULT_SEED) -> list[sources.Item]:
     raw += sources.multilingual_injections()
     raw += sources.multilingual_prompts()
     raw += [sources.Item(d.text, 0, d.source, d.group) for d in corpus.frozen_foreign_docs()]
-    raw += sources.assistant_prompts()
     return raw
 
 

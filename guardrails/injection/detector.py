@@ -27,7 +27,6 @@ import numpy.typing as npt
 
 from guardrails.injection.document import SegmentMatrix, context_columns, document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
-from guardrails.injection.prompt_head import PromptHead
 from guardrails.injection.rescore import Trees, summary
 from guardrails.injection.rules import rule_hits, rule_names
 from guardrails.injection.sentence_data import SENTENCE_ADAPTER
@@ -36,17 +35,14 @@ from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v8.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v7.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 # A new name, not an optional extra: code that predates the rescoring trees must refuse such an
 # artifact rather than score documents without them at thresholds set with them.
 FORMAT_RESCORE = "guardrails.injection/linear-hashing+document+rescore@3"
 FORMAT_SENTENCE = "guardrails.injection/linear-hashing+document+rescore+sentence@4"
-# v8: prompt mode adds the prompt head's term (``prompt_head``); older code would score without it.
-FORMAT_HEAD = "guardrails.injection/linear-hashing+document+rescore+sentence+prompt-head@5"
-FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE, FORMAT_SENTENCE, FORMAT_HEAD)
-HEAD_WEIGHTS = "prompt_head_weights"
+FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE, FORMAT_SENTENCE)
 TREES = "doc_trees_"
 SENTENCE_TREES = "sentence_trees_"
 SENTENCE_TOP = 3  # sentences of a document the sentence model reads (by the first stage's ranking)
@@ -92,7 +88,6 @@ class InjectionDetector:
         sentence_trees: Trees | None = None,
         sentence_gate: float = math.inf,
         skip_offsets: tuple[float, float] | None = None,
-        prompt_head: PromptHead | None = None,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
@@ -129,11 +124,6 @@ class InjectionDetector:
         # (document offset added to ``doc_trees``' score, prompt-model offset), calibrated like v4's
         # at the same threshold. None: this artifact cannot skip it.
         self.skip_offsets = skip_offsets
-        # Prompt mode's second opinion (v8, ``prompt_head``): may lower the worst segment's logit, from
-        # its word vectors; document mode does not use it.
-        if prompt_head is not None and wordvec is None:
-            raise ValueError("a prompt head needs the word vectors it was fitted on")
-        self.prompt_head = prompt_head
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
@@ -161,9 +151,6 @@ class InjectionDetector:
                 meta["sentence"] = {"file": self.sentence.name, "digest": self.sentence.digest, "gate": self.sentence_gate}
                 if self.skip_offsets is not None:
                     meta["sentence"]["skip_offsets"] = list(self.skip_offsets)
-        if self.prompt_head is not None:
-            meta["prompt_head"] = {"bias": self.prompt_head.bias, "offset": self.prompt_head.offset}
-            arrays[HEAD_WEIGHTS] = self.prompt_head.weights.astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
@@ -174,9 +161,7 @@ class InjectionDetector:
             return FORMAT
         if self.doc_trees is None:
             return FORMAT_DOC
-        if self.sentence_trees is None:
-            return FORMAT_RESCORE
-        return FORMAT_SENTENCE if self.prompt_head is None else FORMAT_HEAD
+        return FORMAT_RESCORE if self.sentence_trees is None else FORMAT_SENTENCE
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_ARTIFACT) -> InjectionDetector:
@@ -185,9 +170,8 @@ class InjectionDetector:
             weights = z["weights"].astype(np.float32)
             doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
             fmt = meta.get("format")
-            doc_trees = Trees.from_arrays(z, TREES) if fmt in (FORMAT_RESCORE, FORMAT_SENTENCE, FORMAT_HEAD) else None
-            sentence_trees = Trees.from_arrays(z, SENTENCE_TREES) if fmt in (FORMAT_SENTENCE, FORMAT_HEAD) else None
-            head_weights = z[HEAD_WEIGHTS].astype(np.float32) if fmt == FORMAT_HEAD else None
+            doc_trees = Trees.from_arrays(z, TREES) if fmt in (FORMAT_RESCORE, FORMAT_SENTENCE) else None
+            sentence_trees = Trees.from_arrays(z, SENTENCE_TREES) if fmt == FORMAT_SENTENCE else None
         if fmt not in FORMATS:
             raise ValueError(f"unsupported artifact format {fmt!r}")
         sentence = None
@@ -222,7 +206,6 @@ class InjectionDetector:
             sentence_trees,
             meta["sentence"]["gate"] if sentence_trees is not None else math.inf,
             _offsets(meta["sentence"].get("skip_offsets")) if sentence_trees is not None else None,
-            None if head_weights is None else PromptHead(head_weights, **meta["prompt_head"]),
         )
 
     # ------------------------------------------------------------------ scoring
@@ -246,26 +229,9 @@ class InjectionDetector:
         return [norm] + [norm[s:e] for s, e in spans]
 
     def segment_logits(self, text: str) -> list[float]:
-        return self._segments(text)[0]
-
-    def _segments(self, text: str) -> tuple[list[float], list[tuple[int, int]], str]:
-        feats, spans, norm = featurize_segments(self._bounded(text), self.features, self.window)
+        feats, _, _ = featurize_segments(self._bounded(text), self.features, self.window)
         w = self.weights
-        return [float(np.dot(vals, w[idx])) + self.bias for idx, vals in feats], spans, norm
-
-    def worst_segment(self, text: str) -> tuple[float, str]:
-        """The first stage's highest segment logit and that segment's (normalised) text."""
-        logits, spans, norm = self._segments(text)
-        i = int(np.argmax(logits))
-        return logits[i], norm if i == 0 else norm[slice(*spans[i - 1])]
-
-    def prompt_logit(self, text: str) -> float:
-        """Prompt-mode logit: the worst segment's, plus the prompt head's term on it (v8)."""
-        if self.prompt_head is None:
-            return max(self.segment_logits(text))
-        logit, segment = self.worst_segment(text)
-        assert self.wordvec is not None
-        return logit + self.prompt_head.term(self.wordvec, segment)
+        return [float(np.dot(vals, w[idx])) + self.bias for idx, vals in feats]
 
     def document_logits(self, text: str) -> list[float]:
         """Logit of each sentence/line segment under the document model (empty without one)."""
@@ -345,7 +311,7 @@ class InjectionDetector:
         if not text.strip():
             return 0.0
         if not document or self.doc_weights is None:
-            return sigmoid(self.prompt_logit(text))
+            return sigmoid(max(self.segment_logits(text)))
         prompt, doc = self.logit_parts(text, last_stage)
         skip = self._skip(last_stage)
         prompt_offset = self.doc_prompt_offset if skip is None else skip[1]

@@ -164,13 +164,3 @@ def multilingual_prompts() -> Iterator[Item]:
     auf Englisch", "contraseña de administrador"), grouped like ``multilingual_injections`` so the
     detector cannot learn "not English" as the signal."""
     return _jsonl(PACKAGE_DATA / "multilingual_prompts.jsonl", 0, "multilingual_prompts")
-
-
-def assistant_prompts() -> Iterator[Item]:
-    """Benign prompts that instruct the assistant itself: "I want you to act as a travel agent",
-    personas with rules ("never give the answer straight away"), questions about the assistant's
-    limits and training, follow-ups that override the user's own earlier request ("forget the
-    bullet points"), format rules, pasted instructions, simulated terminals, reviews of a system
-    prompt. The styles jailbreaks borrow. Written for this project (session 9) as a probe of v7
-    before it became data: v7 flagged 7 of the 210."""
-    return _jsonl(PACKAGE_DATA / "assistant_prompts.jsonl", 0, "assistant_prompts")

@@ -6,8 +6,7 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
 with the best dev macro-TPR -> score train out of fold (4 group folds), fit the document-mode
 rescoring trees (``rescore``) on those scores, and set the document offsets again on dev plus train
-scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> fit the prompt head on train's
-prompts and set its offset on dev (``fit_prompt_head``) -> write the artifact, report *test*.
+scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -20,6 +19,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,7 +32,6 @@ from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUES
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sentence_inputs, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.metrics import threshold_for_fpr
-from guardrails.injection.prompt_head import choose_offset, fit_head
 from guardrails.injection.rescore import TOP1, Trees, fit_trees
 from guardrails.injection.rules import RULES_VERSION
 from guardrails.injection.sentence_data import SENTENCE_ADAPTER, load_oof, sentence_key
@@ -42,10 +41,8 @@ from guardrails.injection.wordvec import WordVectors
 
 # v6 (session 7): v5's design on more data (the tool-docs family, keyword negatives) with document
 # mode's false-positive budget per benign family instead of pooled (see ``sweep``), and the offsets
-# for skipping the last stage stored with it (``InjectionDetector.skip_offsets``). v7 (session 8): cue
-# rules in eleven more languages and five new families. v8 (session 9): the ``assistant_prompts`` family
-# and the prompt head (``fit_prompt_head``).
-VERSION = "injection-v8"
+# for skipping the last stage stored with it (``InjectionDetector.skip_offsets``).
+VERSION = "injection-v7"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -178,7 +175,10 @@ def fit(train: Sequence[Example], cfg: FeatureConfig, cand: Candidate, seed: int
     # Every source gets about the same total weight, so 100 hard negatives are not drowned
     # by 3,000 doc windows (tuned on dev: equal weights beat 1/sqrt and unweighted). Then
     # each class gets equal total weight.
-    w = balanced_weights(srcs, y, MIN_SOURCE_WEIGHT_COUNT)
+    count = Counter(srcs)
+    w = np.asarray([1.0 / max(count[s], MIN_SOURCE_WEIGHT_COUNT) for s in srcs])
+    for lab in (0, 1):
+        w[y == lab] *= len(y) / 2 / w[y == lab].sum()
     clf = LogisticRegression(C=cand.c, solver="liblinear", max_iter=5000)
     clf.fit(design_matrix(rows, cfg), y, sample_weight=w)
     coef = clf.coef_[0].astype(np.float32)
@@ -285,32 +285,6 @@ def _apply(
     det.shift_document(offset - applied)
     det.doc_prompt_offset = prompt_offset
     return score, replace(cand, doc_offset=offset, doc_prompt_offset=prompt_offset)
-
-
-def fit_prompt_head(det: InjectionDetector, train: Sequence[Example], dev: Sequence[Example]) -> dict[str, Any]:
-    """Fit the prompt head (``prompt_head``) on train's prompts and choose its offset on dev at the
-    detector's threshold: the fewest benign prompts flagged (short ones and long documents pasted as
-    prompts) while every attack source keeps each catch the first stage makes. Sets
-    ``det.prompt_head`` (None when no offset keeps them) and returns what dev saw, for the metrics."""
-    assert det.wordvec is not None
-    wv = det.wordvec
-    rows = [ex for ex in train if ex.text.strip() and not ev.is_document(ex)]
-    head = fit_head(wv, [det.worst_segment(ex.text)[1] for ex in rows], [ex.label for ex in rows])
-    pool = [ex for ex in dev if ex.text.strip() and not ev.is_document(ex)] + ev.long_as_prompt(dev)
-    worst = [det.worst_segment(ex.text) for ex in pool]
-    first = np.asarray([logit for logit, _ in worst])
-    segments = [seg for _, seg in worst]
-    groups = [ex.source if ex.label else ("long" if ex.source in ev.LONG_BENIGN else "short") for ex in pool]
-    budgets = {g: int(math.floor(MAX_FPR * groups.count(g))) for g in ("short", "long")}
-    cut = math.log(det.threshold / (1.0 - det.threshold))
-    offset = choose_offset(first, lambda o: replace(head, offset=o).terms(wv, segments),
-                           [ex.label for ex in pool], groups, cut, budgets)
-    det.prompt_head = None if offset is None else replace(head, offset=offset)
-    after = first + (0.0 if det.prompt_head is None else det.prompt_head.terms(wv, segments))
-    benign = np.asarray([ex.label == 0 for ex in pool])
-    return {"offset": offset, "dev_benign_flagged": [int((first[benign] >= cut).sum()), int((after[benign] >= cut).sum())],
-            "dev_attacks_caught": [int((first[~benign] >= cut).sum()), int((after[~benign] >= cut).sum())],
-            "dev_prompts": len(pool)}
 
 
 CV_FOLDS = 4
@@ -523,9 +497,6 @@ def _main(argv: Sequence[str] | None) -> int:
     cal = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
     cand = cal.candidate
     tmp.unlink(missing_ok=True)
-    head = fit_prompt_head(det, split["train"], split["dev"])
-    print(f"  prompt head: offset {head['offset']}, dev benign prompts flagged {head['dev_benign_flagged']}, "
-          f"attacks caught {head['dev_attacks_caught']} (first stage -> with the head)")
     print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cal.macro_tpr:.3f} "
           f"(without the rescoring trees {cal.first_stage_macro_tpr}, without the last stage "
           f"{cal.without_last_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
@@ -550,7 +521,6 @@ def _main(argv: Sequence[str] | None) -> int:
         "calibration": f"rescoring trees on train out of fold, offsets on dev + train out of fold ({CV_FOLDS} folds by group), threshold on dev",
         "calibration_macro_tpr": cal.macro_tpr,
         "calibration_macro_tpr_without_rescore": cal.first_stage_macro_tpr,
-        "prompt_head": head,
         "split_sizes": summary(data),
         "dev": ev.rates(split["dev"], dev_scores, det.threshold) | ev.prompt_mode_row(det, split["dev"], det.threshold),
         "test": ev.rates(split["test"], test_scores, det.threshold)

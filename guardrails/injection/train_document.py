@@ -83,11 +83,10 @@ def segment_labels(
             yield i, 1
 
 
-def balanced_weights(srcs: Sequence[str], y: npt.NDArray[np.int64], min_count: int = 1) -> npt.NDArray[np.float64]:
-    """Sample weights giving each source, then each class, the same total weight; a source smaller
-    than ``min_count`` weighs as if it had that many rows (3 prompts must not weigh as much as 400)."""
+def balanced_weights(srcs: Sequence[str], y: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Sample weights giving each source, then each class, the same total weight."""
     count = Counter(srcs)
-    w = np.asarray([1.0 / max(count[s], min_count) for s in srcs])
+    w = np.asarray([1.0 / count[s] for s in srcs])
     for lab in (0, 1):
         w[y == lab] *= len(y) / 2 / w[y == lab].sum()
     return w

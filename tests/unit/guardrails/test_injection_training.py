@@ -21,7 +21,7 @@ from guardrails.injection.corpus import (
     frozen_tool_docs,
     read_snapshot,
 )
-from guardrails.injection.dataset import Example, plant
+from guardrails.injection.dataset import Example, build_dataset, plant
 from guardrails.injection.detector import sigmoid
 from guardrails.injection.document import document_matrix
 from guardrails.injection.features import FeatureConfig
@@ -108,10 +108,10 @@ def test_tool_docs_are_frozen_and_no_one_project_is_most_of_them() -> None:
 
 def test_new_families_join_no_existing_group() -> None:
     """Families added after v5 (tool docs and keyword negatives in session 7; everyday prompts, short
-    jailbreaks, the two multilingual sets and foreign man pages in session 8; assistant prompts in
-    session 9) were written to near-duplicate nothing the dataset held before them, so adding them
-    moved no older example between splits (each session checked: none moved; the man pages in other
-    languages too). Nor may one new family near-duplicate another's group."""
+    jailbreaks, the two multilingual sets and foreign man pages in session 8) were written to near-duplicate nothing the
+    dataset held before them, so adding them moved no older example between splits (each session
+    checked: none moved; the man pages in other languages too). Nor may one new family near-duplicate
+    another's group."""
     from guardrails.injection import sources
     from guardrails.injection.dedup import near_duplicate_groups
 
@@ -121,7 +121,7 @@ def test_new_families_join_no_existing_group() -> None:
     older = [it.text for f in older_sources for it in f()]
     older += [d.text for d in frozen_system_docs()] + [d.text for d in read_snapshot()]  # package docs
     new_items = [*sources.keyword_negatives(), *sources.everyday_prompts(), *sources.short_jailbreaks(),
-                 *sources.multilingual_injections(), *sources.multilingual_prompts(), *sources.assistant_prompts()]
+                 *sources.multilingual_injections(), *sources.multilingual_prompts()]
     new_items += [sources.Item(d.text, 0, d.source, d.group) for d in (*frozen_tool_docs(), *frozen_foreign_docs())]
     roots = near_duplicate_groups([*older, *(it.text for it in new_items)])
     joined = [it.text for it, r in zip(new_items, roots[len(older):], strict=True) if r < len(older)]
@@ -213,6 +213,18 @@ def test_the_fresh_probe_counts_per_group(tmp_path: Path) -> None:
     assert result["fpr"]["per_group"] == {"b": {"k": 0, "n": 2}}
     assert "ALL" in fresh_probe.format_table(result)
     assert len(fresh_probe.DATA.read_text(encoding="utf-8").splitlines()) == 102
+
+
+def test_the_probes_are_not_in_the_detectors_data() -> None:
+    """Both probes are evaluation only: no row of either may be (after normalising) a text the dataset holds."""
+    from evals.guardrails_detection import fresh_probe
+    from guardrails.injection.features import normalize
+
+    held = {normalize(ex.text) for ex in build_dataset()}
+    for path, n in ((fresh_probe.DATA, 102), (fresh_probe.DATA_2, 375)):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert len(rows) == n
+        assert [r["text"] for r in rows if normalize(r["text"]) in held] == []
 
 
 def test_foreign_docs_are_frozen_and_a_page_keeps_its_translations_in_one_group() -> None:
