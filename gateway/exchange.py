@@ -131,7 +131,8 @@ class Exchange:
             endpoint=self.endpoint, status=self.status,
             latency_ms=latency_s * 1000.0, key_id=self.principal.key_id, team=self.principal.team,
             model=self.model, prompt_name=self.prompt_name, prompt_version=self.prompt_version,
-            rails=[RailVerdict.model_validate(v) for v in self.verdicts], input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
+            rails=[RailVerdict.model_validate(v) for v in self.verdicts],
+            input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
             cost=cost, ttft_ms=self.ttft_ms, stream=self.stream, error_code=self.error_code,
             messages=self.messages, answer=self.answer and self.answer[:MAX_LOGGED_ANSWER_CHARS],
         ))

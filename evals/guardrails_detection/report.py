@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     detector = InjectionDetector.load()
     inj["external_indirect"] = bipia_external.evaluate(detector)
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
-    inj["fresh_probe"] = fresh_probe.evaluate(detector)
-    inj["fresh_probe_2"] = fresh_probe.evaluate(detector, fresh_probe.DATA_2)
+    probes = {"fresh_probe": fresh_probe.DATA, "fresh_probe_2": fresh_probe.DATA_2}
+    for key, path in probes.items():
+        inj[key] = fresh_probe.evaluate(detector, path)
     print(pii_eval.format_table(pii))
     b = pii["benign_docs"]
     print(
@@ -70,10 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     print(bipia_external.format_table(inj["external_indirect"]))
     print()
     print(bipia_external.format_table(inj["multilingual_planted"], multilingual_planted.TITLE))
-    print()
-    print(fresh_probe.format_table(inj["fresh_probe"]))
-    print()
-    print(fresh_probe.format_table(inj["fresh_probe_2"], fresh_probe.TITLES[fresh_probe.DATA_2]))
+    for key, path in probes.items():
+        print()
+        print(fresh_probe.format_table(inj[key], fresh_probe.TITLES[path]))
     results = {"pii": pii, "injection": inj, "seconds": round(time.perf_counter() - t0, 1)}
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwrote {args.out}")
