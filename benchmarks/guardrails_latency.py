@@ -4,7 +4,8 @@
 
 Reports p50/p99 per rail (targets for the injection check: p50 <= 10 ms, p99 <= 25 ms). Document
 mode is measured on the test split's long benign documents, and on those of them past the sentence
-model's gate alone.
+model's gate alone; prompt mode also on the test split's short benign prompts and on its long
+documents pasted as prompts, with and without the prompt stage (v9), and on those past its gate.
 Thread pools are pinned to one thread *before* numpy is imported so the figure is what
 one gateway worker sees.
 """
@@ -73,11 +74,21 @@ def measure(fn: Callable[[str], object], texts: list[str], iters: int) -> dict[s
     }
 
 
-def benign_documents() -> list[str]:
+def benign_test_texts() -> tuple[list[str], list[str]]:
+    """The test split's long benign documents and its short benign prompts."""
     from guardrails.injection.dataset import DEFAULT_SEED, build_dataset
-    from guardrails.injection.evaluation import LONG_BENIGN
+    from guardrails.injection.evaluation import LONG_BENIGN, SHORT_BENIGN
 
-    return [ex.text for ex in build_dataset(DEFAULT_SEED) if ex.split == "test" and ex.source in LONG_BENIGN]
+    test = [ex for ex in build_dataset(DEFAULT_SEED) if ex.split == "test"]
+    return [ex.text for ex in test if ex.source in LONG_BENIGN], [ex.text for ex in test if ex.source in SHORT_BENIGN]
+
+
+def _past_prompt_gate(detector: InjectionDetector, text: str) -> bool:
+    """Whether prompt mode runs the prompt stage's MiniLM on ``text``."""
+    if detector.prompt_stage is None:
+        return False
+    first, _, whole = detector.prompt_parts(text)
+    return whole and first >= detector.prompt_stage.gate
 
 
 def _past_gate(detector: InjectionDetector, text: str) -> bool:
@@ -97,12 +108,22 @@ def main() -> int:
     t0 = time.perf_counter()
     detector = InjectionDetector.load()
     load_ms = (time.perf_counter() - t0) * 1000.0
-    docs = benign_documents()
+    docs, prompts = benign_test_texts()
     past = [t for t in docs if _past_gate(detector, t)]
+    prompts_past = [t for t in prompts if _past_prompt_gate(detector, t)]
+    docs_as_prompts_past = [t for t in docs if _past_prompt_gate(detector, t)]
     leak = PromptLeakDetector(BASE * 2, make_canary())
     deny = DenyList(["globex corp", "project nightingale", "internal only"])
     results = {
         "injection.check": measure(detector.check, texts, args.iters),
+        # Prompt mode on real prompts: since v9 those the first stage scores near or above the
+        # threshold also go through the prompt stage's MiniLM (64 tokens of the prompt or its top window).
+        "  short benign prompts (test)": measure(detector.check, prompts, args.iters),
+        "  same, prompt stage skipped": measure(lambda t: detector.check(t, last_stage=False), prompts, args.iters),
+        "  short prompts past the gate": measure(detector.check, prompts_past, args.iters // 4),
+        "  long docs pasted as prompts": measure(detector.check, docs, args.iters),
+        "  same, prompt stage skipped ": measure(lambda t: detector.check(t, last_stage=False), docs, args.iters),
+        "  docs as prompts past the gate": measure(detector.check, docs_as_prompts_past, args.iters // 4),
         # Retrieved chunks and tool results: sentence model, word vectors, rescoring trees.
         # Document mode on the test split's long benign documents (docs, code; 200-3,000 chars): since v5
         # the ~10% the trees rank high also go through the fine-tuned MiniLM (top 3 sentences).
@@ -128,6 +149,9 @@ def main() -> int:
     )
     print(f"injection artifact load: {load_ms:.1f} ms")
     print(f"documents past the sentence model's gate: {len(past)}/{len(docs)} benign test documents")
+    print(f"prompts past the prompt stage's gate: {len(prompts_past)}/{len(prompts)} short benign test prompts, "
+          f"{len(docs_as_prompts_past)}/{len(docs)} long benign documents pasted as prompts, "
+          f"{sum(_past_prompt_gate(detector, t) for t in texts)}/{len(texts)} of the {args.chars}-char prompts")
     for name, r in results.items():
         print(f"  {name:<32} p50 {r['p50_ms']:7.3f} ms   p99 {r['p99_ms']:7.3f} ms   mean {r['mean_ms']:7.3f} ms")
     print(json.dumps({"chars": args.chars, "iters": args.iters, "load_ms": round(load_ms, 1), "results": results}))

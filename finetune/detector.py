@@ -95,8 +95,9 @@ def _fit(split: dict[str, list[Any]], extra: list[Any], chosen: dict[str, Any], 
         det = InjectionDetector.load(job_dir / ".candidate.npz")
         check()
         # The shipped detector's own calibration: the prompt threshold on dev, the document offsets on
-        # dev + train scored out of fold.
+        # dev + train scored out of fold, the prompt stage's offset on dev.
         tr.calibrate_cv(det, train, split["dev"], cfg, cand, seed, job_dir / ".fold.npz")
+        tr.attach_prompt_stage(det, split["dev"])
         check()
         return det, ev.rates(split["test"], ev.score_all(det, split["test"]), det.threshold)
 

@@ -39,7 +39,7 @@ class HyperparameterDefaults(_Strict):
 
 class DetectorSettings(_Strict):
     baseline_metrics: str = Field(
-        "guardrails/injection/artifacts/injection-v7.metrics.json",
+        "guardrails/injection/artifacts/injection-v9.metrics.json",
         description="Held-out metrics a retrained injection detector must not regress from.",
     )
     tolerance: float = Field(0.01, ge=0, le=1, description="Allowed drop in a TPR (rise in an FPR), absolute.")

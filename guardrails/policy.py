@@ -73,7 +73,7 @@ class GuardrailsSettings(_Strict):
     )
     nemo_dir: str = Field("configs/rails", description="Folder of NeMo Guardrails configs, one per subfolder.")
     injection_model: str = Field(
-        "guardrails/injection/artifacts/injection-v7.npz", description="Prompt-injection detector artifact."
+        "guardrails/injection/artifacts/injection-v9.npz", description="Prompt-injection detector artifact."
     )
     ner_model: str = Field(
         "models/spacy/en_core_web_sm",

@@ -117,15 +117,19 @@ class InjectionRail:
     # False: document mode without the sentence model (v4's decision, at its own calibration), for
     # policies where a p99 of tens of ms per tool result or chunk costs more than the catch rate gained.
     last_stage: bool = True
+    # False: prompts scored by the first stage alone (v7's prompt mode, at its own calibration).
+    prompt_stage: bool = True
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
-        if document and self.last_stage and self.detector.sentence is not None:
-            # Document mode may run the sentence model (tens of ms of BLAS, GIL released): off the event loop.
-            score = float(await asyncio.to_thread(self.detector.score, text, True))
+        last_stage = self.last_stage if document else self.prompt_stage
+        model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
+        if last_stage and model is not None:
+            # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
+            score = float(await asyncio.to_thread(self.detector.score, text, document))
         else:
-            score = float(self.detector.score(text, document, self.last_stage))
+            score = float(self.detector.score(text, document, last_stage))
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
         return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]
@@ -136,8 +140,10 @@ def _injection(spec: RailSpec, res: Resources) -> Rail:
     if spec.action == "mask":
         raise RailConfigError("rail 'injection' cannot mask; use block or log")
     last_stage = spec.params.get("document_last_stage", True)
-    if not isinstance(last_stage, bool):
-        raise RailConfigError(f"rail 'injection': params.document_last_stage must be true or false, not {last_stage!r}")
+    prompt_stage = spec.params.get("prompt_stage", True)
+    for key, value in (("document_last_stage", last_stage), ("prompt_stage", prompt_stage)):
+        if not isinstance(value, bool):
+            raise RailConfigError(f"rail 'injection': params.{key} must be true or false, not {value!r}")
     detector = res.injection()
     if not last_stage and not detector.can_skip_last_stage:
         raise RailConfigError(
@@ -148,7 +154,9 @@ def _injection(spec: RailSpec, res: Resources) -> Rail:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1):
         # Checked here: a string would otherwise fail every request at run time (and fail closed).
         raise RailConfigError(f"rail 'injection': params.threshold must be a number between 0 and 1, not {threshold!r}")
-    return InjectionRail("injection", spec.action, detector, None if threshold is None else float(threshold), last_stage)
+    return InjectionRail(
+        "injection", spec.action, detector, None if threshold is None else float(threshold), last_stage, prompt_stage
+    )
 
 
 @dataclass

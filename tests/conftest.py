@@ -105,6 +105,9 @@ def guardrails_config() -> dict[str, object]:
     # Document mode without the sentence model, logged rather than blocked so every score shows.
     rails["policies"]["fast-documents"] = {"input": [{"rail": "injection", "action": "log",
                                                       "params": {"document_last_stage": False}}]}
+    # Prompts scored by the first stage alone (v7's prompt mode), logged so the score shows.
+    rails["policies"]["fast-prompts"] = {"input": [{"rail": "injection", "action": "log",
+                                                    "params": {"prompt_stage": False}}]}
     rails["policies"]["refusal"] = {**rails["policies"]["default"], "on_block": "refusal"}
     # Names and places (spaCy NER) masked on the way in, redacted on the way out.
     names = {"types": ["PERSON", "LOCATION", "EMAIL"]}

@@ -1,9 +1,11 @@
-"""The injection detector on probes written after ``injection-v7`` was frozen (never trained or tuned
-on; see data/README.md): benign prompts and direct injections, as user prompts, per group. The first
-(session 8) is 72 benign and 30 attacks; the second (session 9) 350 benign and 25 attacks.
+"""The injection detector on the probes written after ``injection-v7`` was frozen: benign prompts
+and direct injections, as user prompts, per group. The first (session 8) is 72 benign and 30
+attacks; the second (session 9) 350 benign and 25 attacks.
 
-The same hands wrote the probe, the data and the cue rules, so this is a check on text the model has
-not seen, not an independent benchmark."""
+Until v9 they were evaluation only. Since v9 their benign prompts calibrate the prompt stage's offset
+(``guardrails/injection/prompt_stage.py``, where the files now live): v9's false-positive figures on
+them are in-sample, its attack figures are not (no attack is calibrated on). v7's figures (score with
+``last_stage=False``) stay out of sample. The same hands wrote the probes, the data and the cue rules."""
 
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ from typing import Any
 
 from guardrails.injection import InjectionDetector
 from guardrails.injection.metrics import wilson
+from guardrails.injection.prompt_stage import CALIBRATION
 
-DATA = Path(__file__).resolve().parent / "data" / "fresh_probe.jsonl"
-DATA_2 = DATA.with_name("fresh_probe_2.jsonl")
+DATA, DATA_2 = CALIBRATION
 TITLES = {
-    DATA: "Fresh probe (written after v7 was frozen; prompts as a user sends them)",
-    DATA_2: "Second fresh probe (session 9, after v7 was frozen; prompts as a user sends them)",
+    DATA: "Probe 1 (written after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
+    DATA_2: "Probe 2 (session 9, after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
 }
 
 

@@ -10,7 +10,9 @@ model over each sentence of the text (see ``document``): a request addressed to 
 inside data is an injection there even when the same words are a fine user prompt. Since v4 a
 small tree ensemble rescores the document from a summary of its sentences' scores (``rescore``).
 Since v5, documents those trees rank high get a last look: a fine-tuned MiniLM scores their top
-sentences (``sentence_model``) and a second ensemble decides from both.
+sentences (``sentence_model``) and a second ensemble decides from both. Since v9, prompts the first
+stage scores near or above the threshold get a second opinion too: another fine-tuned MiniLM reads
+the prompt (or its most suspicious window) and its logit is added (``prompt_stage``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy.typing as npt
 
 from guardrails.injection.document import SegmentMatrix, context_columns, document_matrix, n_doc_features
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
+from guardrails.injection.prompt_stage import PromptStage
 from guardrails.injection.rescore import Trees, summary
 from guardrails.injection.rules import rule_hits, rule_names
 from guardrails.injection.sentence_data import SENTENCE_ADAPTER
@@ -35,14 +38,17 @@ from guardrails.injection.wordvec import DEFAULT_WORDVEC, WordVectors
 from guardrails.verdict import Action, Verdict
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v7.npz"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "injection-v9.npz"
 FORMAT = "guardrails.injection/linear-hashing@1"
 FORMAT_DOC = "guardrails.injection/linear-hashing+document@2"
 # A new name, not an optional extra: code that predates the rescoring trees must refuse such an
 # artifact rather than score documents without them at thresholds set with them.
 FORMAT_RESCORE = "guardrails.injection/linear-hashing+document+rescore@3"
 FORMAT_SENTENCE = "guardrails.injection/linear-hashing+document+rescore+sentence@4"
-FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE, FORMAT_SENTENCE)
+# Prompt mode's second opinion on top (v9): older code would score prompts without it, at a
+# threshold it shares with document mode but whose prompt-side offset is the prompt stage's.
+FORMAT_PROMPT = "guardrails.injection/linear-hashing+document+rescore+sentence+prompt@5"
+FORMATS = (FORMAT, FORMAT_DOC, FORMAT_RESCORE, FORMAT_SENTENCE, FORMAT_PROMPT)
 TREES = "doc_trees_"
 SENTENCE_TREES = "sentence_trees_"
 SENTENCE_TOP = 3  # sentences of a document the sentence model reads (by the first stage's ranking)
@@ -54,6 +60,15 @@ def sentence_inputs(x: np.ndarray, scores: np.ndarray) -> np.ndarray:
     sentence and the highest of the top ``SENTENCE_TOP``."""
     top = float(scores[0]) if len(scores) else MISSING_SENTENCE
     return np.concatenate([x, [top, max(scores.tolist(), default=MISSING_SENTENCE)]])
+
+
+def _adapter(path: str | Path, meta: dict[str, Any], what: str) -> SentenceModel:
+    """The MiniLM adapter ``meta`` names (beside the artifact, else in the package), digest-checked."""
+    beside = Path(path).parent / meta["file"]
+    adapter = beside if beside.exists() else SENTENCE_ADAPTER.parent / meta["file"]
+    if file_digest(adapter) != meta["digest"]:
+        raise ValueError(f"{adapter.name} is not the {what} {Path(path).name} was trained with")
+    return SentenceModel.load(adapter)
 
 
 def _offsets(value: list[float] | None) -> tuple[float, float] | None:
@@ -88,6 +103,7 @@ class InjectionDetector:
         sentence_trees: Trees | None = None,
         sentence_gate: float = math.inf,
         skip_offsets: tuple[float, float] | None = None,
+        prompt_stage: PromptStage | None = None,
     ) -> None:
         if weights.shape != (features.n_features,):
             raise ValueError(f"weights shape {weights.shape} != ({features.n_features},)")
@@ -124,6 +140,8 @@ class InjectionDetector:
         # (document offset added to ``doc_trees``' score, prompt-model offset), calibrated like v4's
         # at the same threshold. None: this artifact cannot skip it.
         self.skip_offsets = skip_offsets
+        # Prompt mode's second opinion (v9, ``prompt_stage``); None: the first stage decides alone.
+        self.prompt_stage = prompt_stage
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path, extra_meta: dict[str, Any] | None = None) -> None:
@@ -151,6 +169,9 @@ class InjectionDetector:
                 meta["sentence"] = {"file": self.sentence.name, "digest": self.sentence.digest, "gate": self.sentence_gate}
                 if self.skip_offsets is not None:
                     meta["sentence"]["skip_offsets"] = list(self.skip_offsets)
+            if self.prompt_stage is not None:
+                assert self.sentence_trees is not None
+                meta["prompt_stage"] = self.prompt_stage.meta()
         path.parent.mkdir(parents=True, exist_ok=True)
         # float16 halves the artifact; scores move by ~1e-3 and the threshold is chosen on
         # the reloaded (rounded) model, so that rounding is accounted for.
@@ -161,7 +182,9 @@ class InjectionDetector:
             return FORMAT
         if self.doc_trees is None:
             return FORMAT_DOC
-        return FORMAT_RESCORE if self.sentence_trees is None else FORMAT_SENTENCE
+        if self.sentence_trees is None:
+            return FORMAT_RESCORE
+        return FORMAT_SENTENCE if self.prompt_stage is None else FORMAT_PROMPT
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_ARTIFACT) -> InjectionDetector:
@@ -170,18 +193,16 @@ class InjectionDetector:
             weights = z["weights"].astype(np.float32)
             doc_weights = z["doc_weights"].astype(np.float32) if "doc_weights" in z.files else None
             fmt = meta.get("format")
-            doc_trees = Trees.from_arrays(z, TREES) if fmt in (FORMAT_RESCORE, FORMAT_SENTENCE) else None
-            sentence_trees = Trees.from_arrays(z, SENTENCE_TREES) if fmt == FORMAT_SENTENCE else None
+            doc_trees = Trees.from_arrays(z, TREES) if fmt in (FORMAT_RESCORE, FORMAT_SENTENCE, FORMAT_PROMPT) else None
+            sentence_trees = Trees.from_arrays(z, SENTENCE_TREES) if fmt in (FORMAT_SENTENCE, FORMAT_PROMPT) else None
         if fmt not in FORMATS:
             raise ValueError(f"unsupported artifact format {fmt!r}")
-        sentence = None
-        if sentence_trees is not None:
-            name = meta["sentence"]["file"]
-            beside = Path(path).parent / name
-            adapter = beside if beside.exists() else SENTENCE_ADAPTER.parent / name
-            if file_digest(adapter) != meta["sentence"]["digest"]:
-                raise ValueError(f"{adapter.name} is not the sentence model {Path(path).name} was trained with")
-            sentence = SentenceModel.load(adapter)
+        sentence = _adapter(path, meta["sentence"], "sentence model") if sentence_trees is not None else None
+        prompt_stage = None
+        if fmt == FORMAT_PROMPT:
+            stage = meta["prompt_stage"]
+            model = _adapter(path, stage, "prompt model")
+            prompt_stage = PromptStage(model, float(stage["weight"]), float(stage["gate"]), float(stage["offset"]))
         wordvec = None
         if "doc_wordvec" in meta:
             name = meta["doc_wordvec"]["file"]
@@ -206,6 +227,7 @@ class InjectionDetector:
             sentence_trees,
             meta["sentence"]["gate"] if sentence_trees is not None else math.inf,
             _offsets(meta["sentence"].get("skip_offsets")) if sentence_trees is not None else None,
+            prompt_stage,
         )
 
     # ------------------------------------------------------------------ scoring
@@ -223,15 +245,28 @@ class InjectionDetector:
         half = self.max_chars // 2
         return text[:half] + "\n" + text[-half:]
 
+    def prompt_parts(self, text: str) -> tuple[float, str, bool]:
+        """(max prompt-model logit, its most suspicious piece, whether that piece is the whole text): the
+        normalised text when it is one window or shorter, else its top-scoring window."""
+        logits, spans, norm = self._scored_segments(text)
+        if not spans:
+            return logits[0], norm, True
+        top = int(np.argmax(logits[1:]))
+        return max(logits), norm[slice(*spans[top])], False
+
     def segments(self, text: str) -> list[str]:
         """The pieces that are scored (normalised): the whole text, then each window."""
         _, spans, norm = featurize_segments(self._bounded(text), self.features, self.window)
         return [norm] + [norm[s:e] for s, e in spans]
 
     def segment_logits(self, text: str) -> list[float]:
-        feats, _, _ = featurize_segments(self._bounded(text), self.features, self.window)
+        return self._scored_segments(text)[0]
+
+    def _scored_segments(self, text: str) -> tuple[list[float], list[tuple[int, int]], str]:
+        """Logits of the whole text and each window, the windows' spans, the normalised text."""
+        feats, spans, norm = featurize_segments(self._bounded(text), self.features, self.window)
         w = self.weights
-        return [float(np.dot(vals, w[idx])) + self.bias for idx, vals in feats]
+        return [float(np.dot(vals, w[idx])) + self.bias for idx, vals in feats], spans, norm
 
     def document_logits(self, text: str) -> list[float]:
         """Logit of each sentence/line segment under the document model (empty without one)."""
@@ -307,11 +342,16 @@ class InjectionDetector:
     def score(self, text: str, document: bool = False, last_stage: bool = True) -> float:
         """P(injection). ``document``: the text is untrusted data (retrieved chunk, tool result),
         not a message the user wrote, so requests addressed to the assistant inside it count.
-        ``last_stage=False``: document mode without the sentence model (see ``skip_offsets``)."""
+        ``last_stage=False``: document mode without the sentence model (see ``skip_offsets``), prompt
+        mode without the prompt stage (the first stage at its own calibration)."""
         if not text.strip():
             return 0.0
         if not document or self.doc_weights is None:
-            return sigmoid(max(self.segment_logits(text)))
+            if self.prompt_stage is None or not last_stage:
+                return sigmoid(max(self.segment_logits(text)))
+            first, segment, whole = self.prompt_parts(text)
+            # Only prompts it reads whole: one window (250 characters) or shorter (see ``prompt_stage``).
+            return sigmoid(self.prompt_stage.logit(first, segment) if whole else first)
         prompt, doc = self.logit_parts(text, last_stage)
         skip = self._skip(last_stage)
         prompt_offset = self.doc_prompt_offset if skip is None else skip[1]

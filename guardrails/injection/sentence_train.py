@@ -90,21 +90,24 @@ def _batches(items: list[Any], size: int, shuffle: bool) -> Iterator[list[Any]]:
         yield [items[j] for j in order[i : i + size]]
 
 
-def fit(model_dir: Path, rows: list[dict[str, Any]], epochs: int, rank: int, lr: float, device: torch.device) -> Any:
+def fit(
+    model_dir: Path, rows: list[dict[str, Any]], epochs: int, rank: int, lr: float, device: torch.device,
+    batch: int = BATCH,
+) -> Any:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = build(model_dir, rank, device)
     positives = sum(r["y"] for r in rows)
     pos_weight = torch.tensor((len(rows) - positives) / max(positives, 1), device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    steps = epochs * ((len(rows) + BATCH - 1) // BATCH)
+    steps = epochs * ((len(rows) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     for _ in range(epochs):
-        for batch in _batches(rows, BATCH, True):
-            enc = tok([r["t"] for r in batch], padding=True, truncation=True, max_length=MAX_LEN,
+        for chunk in _batches(rows, batch, True):
+            enc = tok([r["t"] for r in chunk], padding=True, truncation=True, max_length=MAX_LEN,
                       return_tensors="pt").to(device)
-            y = torch.tensor([float(r["y"]) for r in batch], device=device)
+            y = torch.tensor([float(r["y"]) for r in chunk], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logit = model(**enc).logits.squeeze(-1)
             loss = nn.functional.binary_cross_entropy_with_logits(logit.float(), y, pos_weight=pos_weight)

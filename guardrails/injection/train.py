@@ -6,7 +6,8 @@ Steps: build the seeded dataset -> for each candidate fit two logistic regressio
 in document mode, on long documents pasted as prompts, on short prompts) -> keep the candidate
 with the best dev macro-TPR -> score train out of fold (4 group folds), fit the document-mode
 rescoring trees (``rescore``) on those scores, and set the document offsets again on dev plus train
-scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> write the artifact, report *test*.
+scored out of fold, at dev's prompt threshold (``calibrate_cv``) -> add prompt mode's second opinion
+(``prompt_stage``: the committed MiniLM adapter, its offset set on dev) -> write the artifact, report *test*.
 scikit-learn/scipy are imported here only; the runtime needs numpy alone.
 """
 
@@ -32,6 +33,8 @@ from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUES
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sentence_inputs, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
 from guardrails.injection.metrics import threshold_for_fpr
+from guardrails.injection.prompt_stage import PROMPT_ADAPTER, calibration_prompts
+from guardrails.injection.prompt_stage import calibrate as calibrate_prompt_stage
 from guardrails.injection.rescore import TOP1, Trees, fit_trees
 from guardrails.injection.rules import RULES_VERSION
 from guardrails.injection.sentence_data import SENTENCE_ADAPTER, load_oof, sentence_key
@@ -42,7 +45,9 @@ from guardrails.injection.wordvec import WordVectors
 # v6 (session 7): v5's design on more data (the tool-docs family, keyword negatives) with document
 # mode's false-positive budget per benign family instead of pooled (see ``sweep``), and the offsets
 # for skipping the last stage stored with it (``InjectionDetector.skip_offsets``).
-VERSION = "injection-v7"
+# v9 (session 10): v7's stages unchanged, plus prompt mode's second opinion (``prompt_stage``).
+# (v8 was built and not shipped; BENCHMARKS.md, session 9.)
+VERSION = "injection-v9"
 MAX_FPR = 0.02
 BENIGN_WINDOWS_PER_DOC = 3
 
@@ -465,6 +470,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--no-search", action="store_true", help="train only the first grid candidate")
     parser.add_argument("--dev-only", action="store_true", help="stop after the search; print dev, write nothing")
+    parser.add_argument("--base", type=Path, default=None, help=(
+        "keep this artifact's fitted stages, byte for byte, and add the prompt stage (its metrics.json beside it)"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
@@ -473,6 +480,37 @@ def _main(argv: Sequence[str] | None) -> int:
     split = {name: [ex for ex in data if ex.split == name] for name in ("train", "dev", "test", EVAL_ONLY)}
     print(f"dataset: {len(data)} examples, fingerprint {ev.fingerprint(data)} ({time.perf_counter() - t0:.1f}s)")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.base:
+        det, cal, search = _from_base(args.base)
+    else:
+        fitted = _fit_stages(args, split, cfg, t0)
+        if fitted is None:
+            return 0
+        det, cal, search = fitted
+    cand = cal.candidate
+    attach_prompt_stage(det, split["dev"])
+    print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cal.macro_tpr:.3f} "
+          f"(without the rescoring trees {cal.first_stage_macro_tpr}, without the last stage "
+          f"{cal.without_last_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
+    artifact = args.out / f"{VERSION}.npz"
+    det.save(artifact, {"trained_on": ev.fingerprint(data), "seed": args.seed, "candidate": asdict(cand)})
+    det = InjectionDetector.load(artifact)
+    metrics = _metrics(det, artifact, data, split, args.seed, cal, search)
+    metrics["train_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.base:
+        metrics["stages_from"] = args.base.name
+    (args.out / f"{VERSION}.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_examples(args.out / f"{VERSION}.examples.json", split["test"], args.seed)
+    print(ev.format_rates(f"TEST split, threshold {det.threshold:.3f}", metrics["test"]))
+    print(ev.format_rates("Informational (not trained on, not injection attempts)", metrics["informational"]))
+    print(f"wrote {artifact} ({metrics['artifact_bytes'] / 1e6:.2f} MB) in {metrics['train_seconds']}s")
+    return 0
+
+
+def _fit_stages(
+    args: argparse.Namespace, split: dict[str, list[Example]], cfg: FeatureConfig, t0: float
+) -> tuple[InjectionDetector, Calibration, list[dict[str, Any]]] | None:
+    """Search the grid on dev, then fit and calibrate the document stages; None with ``--dev-only``."""
     tmp = args.out / f".{VERSION}.candidate.npz"
     search: list[dict[str, Any]] = []
     best: tuple[float, Candidate, InjectionDetector] | None = None
@@ -490,33 +528,44 @@ def _main(argv: Sequence[str] | None) -> int:
         dev_table = ev.rates(split["dev"], ev.score_all(det, split["dev"]), det.threshold)
         dev_table |= ev.prompt_mode_row(det, split["dev"], det.threshold)
         print(ev.format_rates(f"DEV split (best candidate), threshold {det.threshold:.3f}", dev_table))
-        return 0
+        return None
     if RESCORE:
         det.shift_document(-cand.doc_offset)  # the trees take the offset over
         cand = replace(cand, rescore=True, sentence=SENTENCE, doc_offset=0.0)
     cal = calibrate_cv(det, split["train"], split["dev"], cfg, cand, args.seed, tmp)
-    cand = cal.candidate
     tmp.unlink(missing_ok=True)
-    print(f"  calibrated on dev + train out of fold: {cand} thr={det.threshold:.3f} macro-TPR={cal.macro_tpr:.3f} "
-          f"(without the rescoring trees {cal.first_stage_macro_tpr}, without the last stage "
-          f"{cal.without_last_stage_macro_tpr}) ({time.perf_counter() - t0:.0f}s)")
-    artifact = args.out / f"{VERSION}.npz"
-    fp = ev.fingerprint(data)
-    det.save(artifact, {"trained_on": fp, "seed": args.seed, "candidate": asdict(cand)})
-    det = InjectionDetector.load(artifact)
+    return det, cal, search
 
+
+def _from_base(path: Path) -> tuple[InjectionDetector, Calibration, list[dict[str, Any]]]:
+    """An earlier artifact's stages as they were fitted: the first stage's fits differ in the last digits
+    from one CPU kind to another (BLAS kernels), and the trees follow them; this keeps the bytes."""
+    det = InjectionDetector.load(path)
+    base = json.loads(path.with_name(path.stem + ".metrics.json").read_text())
+    det.version = VERSION
+    cal = Calibration(base["calibration_macro_tpr"], Candidate(**base["chosen"]),
+                      base.get("calibration_macro_tpr_without_rescore"), base.get("calibration_macro_tpr_without_last_stage"))
+    print(f"  stages of {path.name} ({base['version']}), as fitted")
+    return det, cal, base["search"]
+
+
+def _metrics(
+    det: InjectionDetector, artifact: Path, data: Sequence[Example], split: dict[str, list[Example]], seed: int,
+    cal: Calibration, search: list[dict[str, Any]],
+) -> dict[str, Any]:
+    fp = ev.fingerprint(data)
     dev_scores = ev.score_all(det, split["dev"])
     test_scores = ev.score_all(det, split["test"])
     info_scores = ev.score_all(det, split[EVAL_ONLY])
-    metrics = {
+    return {
         "version": VERSION,
         "artifact": artifact.name,
         "artifact_bytes": artifact.stat().st_size,
         "data_fingerprint": fp,
-        "seed": args.seed,
+        "seed": seed,
         "max_fpr_target": MAX_FPR,
         "threshold": det.threshold,
-        "chosen": asdict(cand),
+        "chosen": asdict(cal.candidate),
         "search": search,
         "calibration": f"rescoring trees on train out of fold, offsets on dev + train out of fold ({CV_FOLDS} folds by group), threshold on dev",
         "calibration_macro_tpr": cal.macro_tpr,
@@ -527,14 +576,24 @@ def _main(argv: Sequence[str] | None) -> int:
         | ev.prompt_mode_row(det, split["test"], det.threshold),
         "informational": ev.rates(split[EVAL_ONLY], info_scores, det.threshold),
         **_without_last_stage(det, split, cal),
-        "train_seconds": round(time.perf_counter() - t0, 1),
+        "prompt_stage": det.prompt_stage.meta() if det.prompt_stage else None,
+        **{f"{name}_without_prompt_stage": _without_prompt_stage(det, split[name]) for name in ("dev", "test")},
     }
-    (args.out / f"{VERSION}.metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_examples(args.out / f"{VERSION}.examples.json", split["test"], args.seed)
-    print(ev.format_rates(f"TEST split, threshold {det.threshold:.3f}", metrics["test"]))
-    print(ev.format_rates("Informational (not trained on, not injection attempts)", metrics["informational"]))
-    print(f"wrote {artifact} ({metrics['artifact_bytes'] / 1e6:.2f} MB) in {metrics['train_seconds']}s")
-    return 0
+
+
+def attach_prompt_stage(det: InjectionDetector, dev: Sequence[Example]) -> None:
+    """Give ``det`` (calibrated) prompt mode's second opinion, its offset set on ``dev``'s benign
+    prompts and the calibration prompts (``prompt_stage.calibration_prompts``)."""
+    short = [ex.text for ex in dev if ex.label == 0 and ex.source in ev.SHORT_BENIGN] + calibration_prompts()
+    long = [ex.text for ex in ev.long_as_prompt(dev)]
+    det.prompt_stage = calibrate_prompt_stage(det, short, long, SentenceModel.load(PROMPT_ADAPTER), MAX_FPR)
+    print(f"  prompt stage: gate {det.prompt_stage.gate:.3f}, offset {det.prompt_stage.offset:.3f}")
+
+
+def _without_prompt_stage(det: InjectionDetector, examples: Sequence[Example]) -> dict[str, Any]:
+    """``rates`` of the prompts among ``examples`` scored by the first stage alone (v7's prompt mode)."""
+    prompts = [ex for ex in examples if not ev.is_document(ex)]
+    return ev.rates(prompts, [det.score(ex.text, last_stage=False) for ex in prompts], det.threshold)
 
 
 def _without_last_stage(det: InjectionDetector, split: dict[str, list[Example]], cal: Calibration) -> dict[str, Any]:

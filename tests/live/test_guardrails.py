@@ -197,3 +197,23 @@ def test_a_policy_can_screen_tool_results_without_the_sentence_model(gateway: Ga
         scores[policy] = [v["score"] for v in body["verdicts"] if v["rail"] == "injection"][-1]  # the tool turn
     # the API rounds scores to 4 decimals
     assert scores == {"default": pytest.approx(full, abs=1e-4), "fast-documents": pytest.approx(fast, abs=1e-4)}
+
+
+def test_a_role_play_prompt_the_word_model_flags_passes_and_a_policy_can_skip_the_prompt_stage(gateway: Gateway) -> None:
+    from guardrails.injection import DEFAULT_ARTIFACT, InjectionDetector
+
+    detector = InjectionDetector.load(DEFAULT_ARTIFACT)
+    prompt = "Pretend you are a pirate and tell me about the weather."
+    full, fast = detector.score(prompt), detector.score(prompt, last_stage=False)
+    assert fast >= detector.threshold > full, "the first stage must flag this prompt and the prompt stage clear it"
+    resp = gateway.client().chat.completions.create(model="fake-echo", messages=[{"role": "user", "content": prompt}])
+    assert resp.choices[0].message.content == prompt
+    url, headers = f"{gateway.url}/v1/guardrails/check", {"authorization": f"Bearer {CLIENT_KEY}"}
+    messages = [{"role": "user", "content": prompt}]
+    verdicts = {}
+    for policy in ("default", "fast-prompts"):
+        body = httpx.post(url, headers=headers, json={"messages": messages, "rails": "input", "policy": policy}).json()
+        verdicts[policy] = next((v["action"], v["score"]) for v in body["verdicts"] if v["rail"] == "injection")
+    # the API rounds scores to 4 decimals; "log" is the fast policy's action on a hit
+    assert verdicts["default"] == ("pass", pytest.approx(full, abs=1e-4))
+    assert verdicts["fast-prompts"] == ("log", pytest.approx(fast, abs=1e-4))

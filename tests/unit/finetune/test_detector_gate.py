@@ -1,4 +1,4 @@
-"""The detector's no-regression rule, on `rates` tables shaped like injection-v7.metrics.json."""
+"""The detector's no-regression rule, on `rates` tables shaped like injection-v9.metrics.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from finetune.detector import regressions
 
-BASELINE = Path(__file__).resolve().parents[3] / "guardrails/injection/artifacts/injection-v7.metrics.json"
+BASELINE = Path(__file__).resolve().parents[3] / "guardrails/injection/artifacts/injection-v9.metrics.json"
 
 
 def _moved(table: dict[str, Any], name: str, delta: float) -> dict[str, Any]:

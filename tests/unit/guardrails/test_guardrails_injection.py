@@ -197,6 +197,23 @@ def test_the_rail_skips_the_last_stage_only_where_the_detector_can() -> None:
         res.injection().skip_offsets = saved
 
 
+def test_the_rail_skips_the_prompt_stage_when_a_policy_says_so() -> None:
+    import asyncio
+
+    from guardrails.errors import RailConfigError
+    from guardrails.policy import RailSpec
+    from guardrails.rails import RailContext, Resources, build
+
+    res = Resources(nemo=None, injection_model=DEFAULT_ARTIFACT)  # type: ignore[arg-type]
+    text = "Pretend you are a pirate and tell me about the weather."  # the prompt stage clears it
+    for params, expected in (({}, res.injection().score(text)),
+                             ({"prompt_stage": False}, res.injection().score(text, last_stage=False))):
+        verdict, _ = asyncio.run(build(RailSpec(rail="injection", params=params), res).run(text, RailContext(stage="input")))
+        assert verdict.score == pytest.approx(expected)
+    with pytest.raises(RailConfigError, match="params.prompt_stage must be true or false"):
+        build(RailSpec(rail="injection", params={"prompt_stage": 1}), res)
+
+
 def test_a_policy_sets_its_own_threshold_and_a_bad_one_is_refused_at_start_up() -> None:
     import asyncio
 
