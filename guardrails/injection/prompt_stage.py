@@ -1,10 +1,10 @@
 """Prompt mode's second opinion (v9): the local MiniLM fine-tuned (LoRA) as a prompt classifier,
 run only on prompts the first stage (hashed n-grams) scores near or above its threshold.
 
-The first stage reads words; it flags "Here is my system prompt for a recipe bot ... how can I make
-it more robust?" because every word of it is a jailbreak's word. The fine-tuned model reads the
-sentence. Neither alone is the detector: their logits add (``WEIGHT``), and an offset set on dev
-keeps short benign prompts at the false-positive target. It reads prompts of one window (250
+The first stage reads words; it flags "Pretend you are a pirate and tell me about the weather"
+because "pretend you are" is a jailbreak's words. The fine-tuned model reads the sentence. Neither
+alone is the detector: their logits add (``WEIGHT``), and an offset set on benign prompts (dev's and
+``CALIBRATION``'s) keeps them at the false-positive target. It reads prompts of one window (250
 normalised characters, at most 64 tokens) or shorter, whole; longer prompts are the first stage's
 alone. It was trained on the top-scoring window of long texts too, but at run time one window of a
 long prompt is the wrong thing to clear it on (the attack may sit in another, and the first stage
@@ -13,7 +13,7 @@ already holds long pasted documents under 2%), and on a 2-core VM the pass costs
 Prompts far below the threshold skip it (``GATE_BELOW``); so does a policy that skips the last stage
 (``last_stage=False``), which then scores with the first stage at its own calibration (v7's).
 
-    python -m guardrails.injection.prompt_stage [--out DIR] [--seed 0]   # the adapter, ~5 min on 2 cores
+    python -m guardrails.injection.prompt_stage [--out DIR] [--seed 0]   # the adapter, ~3 min on 2 cores
 
 The adapter is trained on the CPU (torch, at training time only); the runtime forward pass is
 ``sentence_model``'s numpy one.
