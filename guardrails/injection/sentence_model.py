@@ -13,6 +13,7 @@ Dynamic int8 quantisation was tried and rejected: it moved dev sentences' logits
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -52,7 +53,9 @@ class SentenceModel:
         from tokenizers import Tokenizer
 
         base = base or base_model_dir()
-        weights = {k: v.astype(np.float32) for k, v in load_file(base / "model.safetensors").items()}
+        # A shallow copy: the merge replaces the adapted tensors and leaves the others (the 47 MB of
+        # word embeddings among them) shared with every other model over the same base.
+        weights = dict(_base_weights(base / "model.safetensors"))
         merge_adapter(weights, load_file(adapter))
         tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
         tokenizer.enable_truncation(MAX_LEN)
@@ -95,6 +98,14 @@ class SentenceModel:
         mean = x.mean(-1, keepdims=True)
         var = ((x - mean) ** 2).mean(-1, keepdims=True)
         return (x - mean) / np.sqrt(var + self.eps) * self.w[name + ".weight"] + self.w[name + ".bias"]
+
+
+@functools.cache
+def _base_weights(path: Path) -> dict[str, Array]:
+    """MiniLM's weights in float32, read once per process (the sentence and prompt models share them)."""
+    from safetensors.numpy import load_file
+
+    return {k: v.astype(np.float32) for k, v in load_file(path).items()}
 
 
 def _gelu(x: Array) -> Array:
