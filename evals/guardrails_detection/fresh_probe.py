@@ -1,6 +1,7 @@
-"""The injection detector on the probes written after ``injection-v7`` was frozen: benign prompts
-and direct injections, as user prompts, per group. The first (session 8) is 72 benign and 30
-attacks; the second (session 9) 350 benign and 25 attacks.
+"""The injection detector on probes written after it was frozen: benign prompts and direct
+injections, as user prompts, per group. The first (session 8, after v7) is 72 benign and 30 attacks;
+the second (session 9, after v7) 350 benign and 25 attacks; the third (session 10, after v9) 155
+benign and 29 attacks, evaluation only (``--first-stage-only`` prints v7's prompt mode beside it).
 
 Until v9 they were evaluation only. Since v9 their benign prompts calibrate the prompt stage's offset
 (``guardrails/injection/prompt_stage.py``, where the files now live): v9's false-positive figures on
@@ -18,18 +19,21 @@ from guardrails.injection.metrics import wilson
 from guardrails.injection.prompt_stage import CALIBRATION
 
 DATA, DATA_2 = CALIBRATION
+DATA_3 = Path(__file__).resolve().parent / "data" / "fresh_probe_3.jsonl"
 TITLES = {
     DATA: "Probe 1 (written after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
     DATA_2: "Probe 2 (session 9, after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
+    DATA_3: "Probe 3 (session 10, written after v9 was frozen; evaluation only)",
 }
 
 
-def evaluate(detector: InjectionDetector, path: Path = DATA) -> dict[str, Any]:
+def evaluate(detector: InjectionDetector, path: Path = DATA, last_stage: bool = True) -> dict[str, Any]:
+    """Flag rates per group; ``last_stage=False``: prompts as v7 scored them (no prompt stage)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     cells: dict[tuple[int, str], list[int]] = {}
     for row in rows:
         cell = cells.setdefault((row["label"], row["group"]), [0, 0])
-        cell[0] += detector.score(row["text"]) >= detector.threshold
+        cell[0] += detector.score(row["text"], last_stage=last_stage) >= detector.threshold
         cell[1] += 1
     out: dict[str, Any] = {}
     for label, metric in ((0, "fpr"), (1, "tpr")):
@@ -54,5 +58,9 @@ def format_table(result: dict[str, Any], title: str = TITLES[DATA]) -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
     detector = InjectionDetector.load()
-    print("\n\n".join(format_table(evaluate(detector, path), title) for path, title in TITLES.items()))
+    first_only = "--first-stage-only" in sys.argv[1:]  # v7's prompt mode, for side-by-side figures
+    suffix = " [first stage only]" if first_only else ""
+    print("\n\n".join(format_table(evaluate(detector, path, not first_only), title + suffix) for path, title in TITLES.items()))

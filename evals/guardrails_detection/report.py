@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = InjectionDetector.load()
     inj["external_indirect"] = bipia_external.evaluate(detector)
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
-    probes = {"fresh_probe": fresh_probe.DATA, "fresh_probe_2": fresh_probe.DATA_2}
+    probes = {"fresh_probe": fresh_probe.DATA, "fresh_probe_2": fresh_probe.DATA_2, "fresh_probe_3": fresh_probe.DATA_3}
     for key, path in probes.items():
         inj[key] = fresh_probe.evaluate(detector, path)
     print(pii_eval.format_table(pii))
