@@ -88,7 +88,7 @@ def _past_prompt_gate(detector: InjectionDetector, text: str) -> bool:
     if detector.prompt_stage is None:
         return False
     first, _, whole = detector.prompt_parts(text)
-    return whole and first >= detector.prompt_stage.gate
+    return detector.prompt_stage.reads(first, whole)
 
 
 def _past_gate(detector: InjectionDetector, text: str) -> bool:

@@ -10,9 +10,9 @@ model over each sentence of the text (see ``document``): a request addressed to 
 inside data is an injection there even when the same words are a fine user prompt. Since v4 a
 small tree ensemble rescores the document from a summary of its sentences' scores (``rescore``).
 Since v5, documents those trees rank high get a last look: a fine-tuned MiniLM scores their top
-sentences (``sentence_model``) and a second ensemble decides from both. Since v9, prompts the first
-stage scores near or above the threshold get a second opinion too: another fine-tuned MiniLM reads
-the prompt (or its most suspicious window) and its logit is added (``prompt_stage``).
+sentences (``sentence_model``) and a second ensemble decides from both. Since v9, short prompts the
+first stage scores near or above the threshold get a second opinion too: another fine-tuned MiniLM
+reads them whole and its logit is added (``prompt_stage``).
 """
 
 from __future__ import annotations
@@ -349,9 +349,8 @@ class InjectionDetector:
         if not document or self.doc_weights is None:
             if self.prompt_stage is None or not last_stage:
                 return sigmoid(max(self.segment_logits(text)))
-            first, segment, whole = self.prompt_parts(text)
             # Only prompts it reads whole: one window (250 characters) or shorter (see ``prompt_stage``).
-            return sigmoid(self.prompt_stage.logit(first, segment) if whole else first)
+            return sigmoid(self.prompt_stage.logit(*self.prompt_parts(text)))
         prompt, doc = self.logit_parts(text, last_stage)
         skip = self._skip(last_stage)
         prompt_offset = self.doc_prompt_offset if skip is None else skip[1]

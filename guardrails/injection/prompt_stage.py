@@ -61,8 +61,12 @@ class PromptStage:
     gate: float  # first-stage logits below this skip the model
     offset: float  # added with the model's term: the calibration, at the detector's own threshold
 
-    def logit(self, first: float, segment: str) -> float:
-        if first < self.gate:
+    def reads(self, first: float, whole: bool) -> bool:
+        """Whether the model reads a prompt (``detector.prompt_parts``): whole, and past the gate."""
+        return whole and first >= self.gate
+
+    def logit(self, first: float, segment: str, whole: bool = True) -> float:
+        if not self.reads(first, whole):
             return first
         return first + self.weight * float(self.model.logits([segment])[0]) + self.offset
 
