@@ -39,7 +39,8 @@ class Guard:
 
 
 def resolve(rails: Guardrails, principal: Principal, model: str) -> Guard:
-    return Guard(rails.resolve(principal.key_id, principal.rails_policy, model))
+    policy = rails.resolve(principal.key_id, principal.rails_policy, model)
+    return Guard(policy, RailContext(stage="input", caller=principal.key_id))
 
 
 def _add_canary(guard: Guard, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,7 +43,8 @@ async def augment(
     async def screen(chunks: list[Chunk]) -> list[Chunk]:
         if policy is None or not policy.retrieval:
             return chunks
-        keep, verdicts = await svc.guardrails.screen_chunks(policy, [c.text for c in chunks], RailContext(stage="retrieval"))
+        ctx = RailContext(stage="retrieval", caller=principal.key_id)
+        keep, verdicts = await svc.guardrails.screen_chunks(policy, [c.text for c in chunks], ctx)
         rails.verdicts.extend(verdicts)
         for chunk, kept in zip(chunks, keep, strict=True):
             if not kept:

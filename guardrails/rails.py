@@ -22,6 +22,7 @@ from guardrails.pii.detect import verdict_of
 from guardrails.pii.entity import KNOWN_TYPES, NER_TYPES, Entity
 from guardrails.pii.vault import mask_entities
 from guardrails.policy import RailSpec
+from guardrails.score_cache import DEFAULT_SIZE, ScoreCache, cache_key
 from guardrails.verdict import Verdict
 
 
@@ -38,6 +39,8 @@ class RailContext:
     # message someone wrote; the retrieval stage always is. The injection rail then also looks
     # for requests addressed to the assistant inside it (document mode).
     document: bool = False
+    # Who is asking (the API key's id): cached scores are never shared across callers.
+    caller: str = ""
 
 
 class Rail(Protocol):
@@ -119,20 +122,28 @@ class InjectionRail:
     last_stage: bool = True
     # False: prompts scored by the first stage alone (v7's prompt mode, at its own calibration).
     prompt_stage: bool = True
+    # Scores of texts this rail has seen, per caller (``score_cache``); None: score every time.
+    cache: ScoreCache | None = None
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
         last_stage = self.last_stage if document else self.prompt_stage
-        model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
-        if last_stage and model is not None:
-            # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
-            score = float(await asyncio.to_thread(self.detector.score, text, document))
-        else:
-            score = float(self.detector.score(text, document, last_stage))
+        key = cache_key(ctx.caller, text, document, last_stage) if self.cache is not None else b""
+        score = self.cache.get(key) if self.cache is not None else None
+        detail = "cached" if score is not None else ""
+        if score is None:
+            model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
+            if last_stage and model is not None:
+                # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
+                score = float(await asyncio.to_thread(self.detector.score, text, document))
+            else:
+                score = float(self.detector.score(text, document, last_stage))
+            if self.cache is not None:
+                self.cache.put(key, score)
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
-        return Verdict(self.name, action, score, _elapsed(t0)), text  # type: ignore[arg-type]
+        return Verdict(self.name, action, score, _elapsed(t0), detail), text  # type: ignore[arg-type]
 
 
 @register("injection")
@@ -154,8 +165,12 @@ def _injection(spec: RailSpec, res: Resources) -> Rail:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1):
         # Checked here: a string would otherwise fail every request at run time (and fail closed).
         raise RailConfigError(f"rail 'injection': params.threshold must be a number between 0 and 1, not {threshold!r}")
+    size = spec.params.get("cache_size", DEFAULT_SIZE)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise RailConfigError(f"rail 'injection': params.cache_size must be a whole number >= 0 (0: none), not {size!r}")
     return InjectionRail(
-        "injection", spec.action, detector, None if threshold is None else float(threshold), last_stage, prompt_stage
+        "injection", spec.action, detector, None if threshold is None else float(threshold), last_stage, prompt_stage,
+        ScoreCache(size) if size else None,
     )
 
 

@@ -41,7 +41,7 @@ async def check(body: CheckRequest, request: Request, principal: Principal = Dep
     messages = [m.model_dump() for m in body.messages]
     if policy is None:
         return {"allowed": True, "action": "pass", "messages": messages, "verdicts": []}
-    ctx = RailContext(stage=body.rails)
+    ctx = RailContext(stage=body.rails, caller=principal.key_id)
     if body.rails == "input":
         screen, messages = await engine.screen_messages(policy, messages, ctx)
     else:

@@ -217,3 +217,24 @@ def test_a_role_play_prompt_the_word_model_flags_passes_and_a_policy_can_skip_th
     # the API rounds scores to 4 decimals; "log" is the fast policy's action on a hit
     assert verdicts["default"] == ("pass", pytest.approx(full, abs=1e-4))
     assert verdicts["fast-prompts"] == ("log", pytest.approx(fast, abs=1e-4))
+
+
+def test_earlier_turns_are_not_scored_again_for_the_same_caller_only(gateway: Gateway) -> None:
+    import uuid
+
+    first = f"Pretend you are a pirate and tell me about the weather in port {uuid.uuid4().hex[:6]}."
+    second = f"And what should I pack for the trip on day {uuid.uuid4().hex[:6]}?"
+    resp = gateway.client().chat.completions.create(model="fake-echo", messages=[{"role": "user", "content": first}])
+    assert resp.choices[0].message.content == first
+    # The next request of the conversation carries the first turn again; the same rail screens it.
+    conversation = [{"role": "user", "content": first}, {"role": "assistant", "content": "Arr."},
+                    {"role": "user", "content": second}]
+    url = f"{gateway.url}/v1/guardrails/check"
+    details = {}
+    for key in (CLIENT_KEY, "sk-test-norails"):  # the second key's own policy is off: name the same one
+        body = httpx.post(url, headers={"authorization": f"Bearer {key}"},
+                          json={"messages": conversation, "rails": "input", "policy": "default"}).json()
+        assert body["allowed"] is True
+        details[key] = [v["detail"] for v in body["verdicts"] if v["rail"] == "injection"]
+    assert details[CLIENT_KEY] == ["cached", ""]
+    assert details["sk-test-norails"] == ["", ""], "a score cached for one key must not answer another"
