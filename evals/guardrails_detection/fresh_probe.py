@@ -1,7 +1,11 @@
 """The injection detector on probes written after it was frozen: benign prompts and direct
 injections, as user prompts, per group. The first (session 8, after v7) is 72 benign and 30 attacks;
 the second (session 9, after v7) 350 benign and 25 attacks; the third (session 10, after v9) 155
-benign and 29 attacks, evaluation only (``--first-stage-only`` prints v7's prompt mode beside it).
+benign and 29 attacks; the fourth (session 11, after v9, written by a helper that never saw the
+detector's data) 156 benign and 39 attacks; the fifth (session 11, by another such helper, as
+training data for a prompt adapter that did not ship, so v9 never saw it) 298 benign and 134 attacks
+in the shapes v9 gets wrong. The last three are evaluation only (``--first-stage-only`` prints v7's
+prompt mode beside them).
 
 Until v9 they were evaluation only. Since v9 their benign prompts calibrate the prompt stage's offset
 (``guardrails/injection/prompt_stage.py``, where the files now live): v9's false-positive figures on
@@ -20,10 +24,14 @@ from guardrails.injection.prompt_stage import CALIBRATION
 
 DATA, DATA_2 = CALIBRATION
 DATA_3 = Path(__file__).resolve().parent / "data" / "fresh_probe_3.jsonl"
+DATA_4 = DATA_3.with_name("fresh_probe_4.jsonl")
+DATA_5 = DATA_3.with_name("fresh_probe_5.jsonl")
 TITLES = {
     DATA: "Probe 1 (written after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
     DATA_2: "Probe 2 (session 9, after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
     DATA_3: "Probe 3 (session 10, written after v9 was frozen; evaluation only)",
+    DATA_4: "Probe 4 (session 11, after v9, by a helper blind to the data; evaluation only)",
+    DATA_5: "Probe 5 (session 11, hard shapes, written as training data for an adapter that did not ship; v9 never saw it)",
 }
 
 

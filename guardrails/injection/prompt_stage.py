@@ -13,7 +13,7 @@ already holds long pasted documents under 2%), and on a 2-core VM the pass costs
 Prompts far below the threshold skip it (``GATE_BELOW``); so does a policy that skips the last stage
 (``last_stage=False``), which then scores with the first stage at its own calibration (v7's).
 
-    python -m guardrails.injection.prompt_stage [--out DIR] [--seed 0]   # the adapter, ~3 min on 2 cores
+    python -m guardrails.injection.prompt_stage [--out FILE] [--seed 0] [--extra JSONL]   # the adapter, ~3 min on 2 cores
 
 The adapter is trained on the CPU (torch, at training time only); the runtime forward pass is
 ``sentence_model``'s numpy one.
@@ -150,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROMPT_ADAPTER)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detector", type=Path, default=None, help="whose first stage picks the windows (default: the shipped one)")
+    parser.add_argument("--extra", type=Path, action="append", default=[],
+                        help='JSONL of {"text", "label"} rows to train on as well (repeatable; the shipped adapter uses none)')
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from guardrails.injection.dataset import build_dataset
@@ -158,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     det = InjectionDetector.load(args.detector or DEFAULT_ARTIFACT)
     rows = adapter_rows(det, [ex for ex in build_dataset() if ex.split == "train"], args.seed)
+    for path in args.extra:
+        extra = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += [{"t": det.prompt_parts(r["text"])[1], "y": int(r["label"])} for r in extra]
     print(f"{len(rows)} prompts ({sum(r['y'] for r in rows)} attacks), first stage {det.version}")
     train_adapter(rows, args.out, args.seed)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - t0:.0f}s")

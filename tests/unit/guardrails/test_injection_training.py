@@ -216,13 +216,14 @@ def test_the_fresh_probe_counts_per_group(tmp_path: Path) -> None:
 
 
 def test_the_probes_are_not_in_the_detectors_data() -> None:
-    """No probe row may be (after normalising) a text the dataset holds; the third (evaluation only)
-    may not repeat the first two either, whose benign prompts calibrate v9's prompt stage."""
+    """No probe row may be (after normalising) a text the dataset holds; the third to fifth
+    (evaluation only) may not repeat an earlier one either (the first two calibrate v9's prompt stage)."""
     from evals.guardrails_detection import fresh_probe
     from guardrails.injection.features import normalize
 
     held = {normalize(ex.text) for ex in build_dataset()}
-    for path, n in ((fresh_probe.DATA, 102), (fresh_probe.DATA_2, 375), (fresh_probe.DATA_3, 184)):
+    for path, n in ((fresh_probe.DATA, 102), (fresh_probe.DATA_2, 375), (fresh_probe.DATA_3, 184), (fresh_probe.DATA_4, 195),
+                    (fresh_probe.DATA_5, 432)):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         assert len(rows) == n
         assert [r["text"] for r in rows if normalize(r["text"]) in held] == []
