@@ -130,6 +130,12 @@ def adapter_rows(det: InjectionDetector, train: Sequence[Example], seed: int) ->
     return [{"t": det.prompt_parts(ex.text)[1], "y": ex.label} for ex in [*prompts, *docs[:LONG_DOCS]]]
 
 
+def extra_rows(det: InjectionDetector, path: Path) -> list[dict[str, Any]]:
+    """``{"t", "y"}`` rows from a JSONL file of ``{"text", "label"}`` prompts (``--extra``)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [{"t": det.prompt_parts(r["text"])[1], "y": int(r["label"])} for r in rows]
+
+
 def train_adapter(rows: list[dict[str, Any]], out: Path, seed: int) -> Path:
     import torch
     from safetensors.torch import save_file
@@ -161,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     det = InjectionDetector.load(args.detector or DEFAULT_ARTIFACT)
     rows = adapter_rows(det, [ex for ex in build_dataset() if ex.split == "train"], args.seed)
     for path in args.extra:
-        extra = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        rows += [{"t": det.prompt_parts(r["text"])[1], "y": int(r["label"])} for r in extra]
+        rows += extra_rows(det, path)
     print(f"{len(rows)} prompts ({sum(r['y'] for r in rows)} attacks), first stage {det.version}")
     train_adapter(rows, args.out, args.seed)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - t0:.0f}s")
