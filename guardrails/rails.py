@@ -129,21 +129,25 @@ class InjectionRail:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
         last_stage = self.last_stage if document else self.prompt_stage
-        key = cache_key(ctx.caller, text, document, last_stage) if self.cache is not None else b""
-        score = self.cache.get(key) if self.cache is not None else None
-        detail = "cached" if score is not None else ""
+        score, detail = None, ""
+        if self.cache is not None:
+            key = cache_key(ctx.caller, text, document, last_stage)
+            score = self.cache.get(key)
+            detail = "cached" if score is not None else ""
         if score is None:
-            model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
-            if last_stage and model is not None:
-                # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
-                score = float(await asyncio.to_thread(self.detector.score, text, document))
-            else:
-                score = float(self.detector.score(text, document, last_stage))
+            score = await self._score(text, document, last_stage)
             if self.cache is not None:
                 self.cache.put(key, score)
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
         return Verdict(self.name, action, score, _elapsed(t0), detail), text  # type: ignore[arg-type]
+
+    async def _score(self, text: str, document: bool, last_stage: bool) -> float:
+        model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
+        if last_stage and model is not None:
+            # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
+            return float(await asyncio.to_thread(self.detector.score, text, document))
+        return float(self.detector.score(text, document, last_stage))
 
 
 @register("injection")

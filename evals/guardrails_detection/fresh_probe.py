@@ -14,13 +14,12 @@ them are in-sample, its attack figures are not (no attack is calibrated on). v7'
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from guardrails.injection import InjectionDetector
 from guardrails.injection.metrics import wilson
-from guardrails.injection.prompt_stage import CALIBRATION
+from guardrails.injection.prompt_stage import CALIBRATION, labelled_prompts
 
 DATA, DATA_2 = CALIBRATION
 DATA_3 = Path(__file__).resolve().parent / "data" / "fresh_probe_3.jsonl"
@@ -37,7 +36,7 @@ TITLES = {
 
 def evaluate(detector: InjectionDetector, path: Path = DATA, last_stage: bool = True) -> dict[str, Any]:
     """Flag rates per group; ``last_stage=False``: prompts as v7 scored them (no prompt stage)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = labelled_prompts(path)
     cells: dict[tuple[int, str], list[int]] = {}
     for row in rows:
         cell = cells.setdefault((row["label"], row["group"]), [0, 0])

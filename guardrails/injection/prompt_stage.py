@@ -87,11 +87,15 @@ def allowed_false_positives(n: int, max_fpr: float) -> int:
     return max(int(math.floor(max_fpr * (n + 1))) - 1, 0)
 
 
+def labelled_prompts(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file of ``{"text", "label", ...}`` prompts (calibration files, probes, ``--extra``)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def calibration_prompts() -> list[str]:
     """The benign prompts written after v7 froze (sessions 8 and 9: 422, in the styles jailbreaks
     borrow and ordinary ones), which calibrate the prompt stage with dev's (see ``calibrate``)."""
-    rows = [json.loads(line) for path in CALIBRATION for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["text"] for r in rows if r["label"] == 0]
+    return [r["text"] for path in CALIBRATION for r in labelled_prompts(path) if r["label"] == 0]
 
 
 def calibrate(
@@ -132,8 +136,7 @@ def adapter_rows(det: InjectionDetector, train: Sequence[Example], seed: int) ->
 
 def extra_rows(det: InjectionDetector, path: Path) -> list[dict[str, Any]]:
     """``{"t", "y"}`` rows from a JSONL file of ``{"text", "label"}`` prompts (``--extra``)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"t": det.prompt_parts(r["text"])[1], "y": int(r["label"])} for r in rows]
+    return [{"t": det.prompt_parts(r["text"])[1], "y": int(r["label"])} for r in labelled_prompts(path)]
 
 
 def train_adapter(rows: list[dict[str, Any]], out: Path, seed: int) -> Path:

@@ -581,12 +581,14 @@ def _metrics(
     }
 
 
-def attach_prompt_stage(det: InjectionDetector, dev: Sequence[Example]) -> None:
+def attach_prompt_stage(det: InjectionDetector, dev: Sequence[Example], model: SentenceModel | None = None) -> None:
     """Give ``det`` (calibrated) prompt mode's second opinion, its offset set on ``dev``'s benign
-    prompts and the calibration prompts (``prompt_stage.calibration_prompts``)."""
+    prompts and the calibration prompts (``prompt_stage.calibration_prompts``); ``model``: another
+    adapter than the committed one (``evals.guardrails_detection.prompt_adapters``)."""
     short = [ex.text for ex in dev if ex.label == 0 and ex.source in ev.SHORT_BENIGN] + calibration_prompts()
     long = [ex.text for ex in ev.long_as_prompt(dev)]
-    det.prompt_stage = calibrate_prompt_stage(det, short, long, SentenceModel.load(PROMPT_ADAPTER), MAX_FPR)
+    model = model or SentenceModel.load(PROMPT_ADAPTER)
+    det.prompt_stage = calibrate_prompt_stage(det, short, long, model, MAX_FPR)
     print(f"  prompt stage: gate {det.prompt_stage.gate:.3f}, offset {det.prompt_stage.offset:.3f}")
 
 
