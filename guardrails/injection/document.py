@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from guardrails.injection.features import _U64, FeatureConfig, Features, PreparedText, _finalise, normalize
+from guardrails.injection.memo import cached
 from guardrails.injection.wordvec import WordVectors, topic_features
 
 N_CONTEXT = 4  # novelty, question, second person, log length
@@ -125,6 +126,11 @@ def document_matrix(text: str, cfg: FeatureConfig, wordvec: WordVectors | None =
     """Features of every segment of ``text``: hashed n-grams and cues (as ``features`` computes
     them for the segment alone), the context values, the first word, and with ``wordvec`` the
     topic columns. Vectorised over segments: a 2,000-char document has ~30-60 of them."""
+    return cached(("document", text, cfg, (wordvec.name, wordvec.digest) if wordvec else None),
+                  lambda: _document_matrix(text, cfg, wordvec))
+
+
+def _document_matrix(text: str, cfg: FeatureConfig, wordvec: WordVectors | None) -> SegmentMatrix:
     norm = doc_normalize(text)
     spans = segment_spans(norm)
     empty = np.zeros(0, np.int64)

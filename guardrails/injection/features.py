@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from guardrails.injection.memo import cached
 from guardrails.injection.rules import RULES, RULES_VERSION, rule_spans
 
 _U64 = np.uint64
@@ -170,9 +171,13 @@ def featurize_segments(
 ) -> tuple[list[Features], list[tuple[int, int]], str]:
     """Features of the whole text followed by each window; also the window spans and the
     normalised text they index into."""
-    prepared = PreparedText(normalize(text), cfg)
-    spans = window.spans(len(prepared.norm))
-    return [prepared.segment()] + [prepared.segment(s, e) for s, e in spans], spans, prepared.norm
+
+    def compute() -> tuple[list[Features], list[tuple[int, int]], str]:
+        prepared = PreparedText(normalize(text), cfg)
+        spans = window.spans(len(prepared.norm))
+        return [prepared.segment()] + [prepared.segment(s, e) for s, e in spans], spans, prepared.norm
+
+    return cached(("segments", text, cfg, window), compute)
 
 
 def featurize(text: str, cfg: FeatureConfig) -> Features:

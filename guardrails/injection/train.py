@@ -32,6 +32,7 @@ from guardrails.injection import evaluation as ev
 from guardrails.injection.dataset import DEFAULT_SEED, EVAL_ONLY, PLANTED_REQUESTS, Example, build_dataset, summary
 from guardrails.injection.detector import ARTIFACT_DIR, InjectionDetector, sentence_inputs, sigmoid
 from guardrails.injection.features import FeatureConfig, Features, WindowConfig, featurize_segments, normalize
+from guardrails.injection.memo import memoised
 from guardrails.injection.metrics import threshold_for_fpr
 from guardrails.injection.prompt_stage import PROMPT_ADAPTER, calibration_prompts
 from guardrails.injection.prompt_stage import calibrate as calibrate_prompt_stage
@@ -460,7 +461,7 @@ def one_thread() -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with one_thread():
+    with one_thread(), memoised():  # the grid's and the folds' fits featurise the same texts
         return _main(argv)
 
 

@@ -2,7 +2,7 @@
 data plus a labelled file and labelled logged requests (feedback), scored on the held-out test
 split, and registered only when it does not regress against the shipped version's metrics; a baseline
 it cannot meet fails the job with the regressions named. Each job is a whole retrain (five fits, the
-sentence stage's calibration): 5-9 minutes on a 2-core AVX2 VM (2026-11-27), hence the longer hang guard.
+sentence stage's calibration): ~3 minutes on a 2-core AVX2 VM (2026-11-28), hence the longer hang guard.
 The two jobs here have the same inputs, so the second reuses the first's fit: one retrain, not two."""
 
 from __future__ import annotations
