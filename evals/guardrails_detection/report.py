@@ -4,7 +4,8 @@ Prints the tables and writes ``evals/guardrails_detection/results.json``. Only h
 data is reported: presidio rows 500-999 (rows 0-499 were used to tune the patterns) and
 the injection detector's seeded TEST split (threshold chosen on dev), BIPIA's separate test
 file of indirect instructions planted into TEST documents (see ``bipia_external``), and the TEST
-split's multilingual injections planted the same way (see ``multilingual_planted``), and five probes
+split's multilingual injections planted the same way (see ``multilingual_planted``), the TEST split's
+prompts hidden in base64 and hex (see ``encoded_payloads``), and five probes
 (see ``fresh_probe``): two written after v7 was frozen (since v9 their benign prompts calibrate the
 prompt stage, so the shipped detector's false-positive rate on them is in sample), three after v9.
 """
@@ -19,7 +20,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evals.guardrails_detection import bipia_external, fresh_probe, injection_eval, multilingual_planted, pii_eval
+from evals.guardrails_detection import (
+    bipia_external,
+    encoded_payloads,
+    fresh_probe,
+    injection_eval,
+    multilingual_planted,
+    pii_eval,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -58,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = InjectionDetector.load()
     inj["external_indirect"] = bipia_external.evaluate(detector)
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
+    inj["encoded_payloads"] = encoded_payloads.evaluate(detector)
     probes = {"fresh_probe": fresh_probe.DATA, "fresh_probe_2": fresh_probe.DATA_2, "fresh_probe_3": fresh_probe.DATA_3,
               "fresh_probe_4": fresh_probe.DATA_4, "fresh_probe_5": fresh_probe.DATA_5}
     for key, path in probes.items():
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print(bipia_external.format_table(inj["external_indirect"]))
     print()
     print(bipia_external.format_table(inj["multilingual_planted"], multilingual_planted.TITLE))
+    print()
+    print(encoded_payloads.format_table(inj["encoded_payloads"]))
     for key, path in probes.items():
         print()
         print(fresh_probe.format_table(inj[key], fresh_probe.TITLES[path]))

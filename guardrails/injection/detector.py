@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from guardrails.injection.document import SegmentMatrix, context_columns, document_matrix, n_doc_features
+from guardrails.injection.encoded import decoded_payloads
 from guardrails.injection.features import FeatureConfig, WindowConfig, featurize, featurize_segments, normalize
 from guardrails.injection.prompt_stage import PromptStage
 from guardrails.injection.rescore import Trees, summary
@@ -339,11 +340,20 @@ class InjectionDetector:
         prompt = max(self.segment_logits(text))
         return prompt, self.document_logit(text, prompt, last_stage)
 
-    def score(self, text: str, document: bool = False, last_stage: bool = True) -> float:
+    def score(self, text: str, document: bool = False, last_stage: bool = True, decode: bool = True) -> float:
         """P(injection). ``document``: the text is untrusted data (retrieved chunk, tool result),
         not a message the user wrote, so requests addressed to the assistant inside it count.
         ``last_stage=False``: document mode without the sentence model (see ``skip_offsets``), prompt
-        mode without the prompt stage (the first stage at its own calibration)."""
+        mode without the prompt stage (the first stage at its own calibration). Text hidden in
+        base64 or hex (``encoded``) is scored as a prompt too, the highest score counting
+        (``decode=False``: not, as v9 scored)."""
+        if not text.strip():
+            return 0.0
+        own = self._score(text, document, last_stage)
+        hidden = decoded_payloads(text[: self.max_chars]) if decode else []
+        return max([own, *(self._score(payload, False, last_stage) for payload in hidden)])
+
+    def _score(self, text: str, document: bool, last_stage: bool) -> float:
         if not text.strip():
             return 0.0
         if not document or self.doc_weights is None:
