@@ -116,6 +116,10 @@ def main() -> int:
     deny = DenyList(["globex corp", "project nightingale", "internal only"])
     results = {
         "injection.check": measure(detector.check, texts, args.iters),
+        # What decoding base64/hex payloads adds (``guardrails.injection.encoded``): a scan, on these
+        # prompts nothing to decode.
+        "  score": measure(detector.score, texts, args.iters),
+        "  score, payloads not decoded": measure(lambda t: detector.score(t, decode=False), texts, args.iters),
         # Prompt mode on real prompts: since v9 those the first stage scores near or above the
         # threshold also go through the prompt stage's MiniLM (64 tokens of the prompt or its top window).
         "  short benign prompts (test)": measure(detector.check, prompts, args.iters),

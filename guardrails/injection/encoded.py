@@ -17,7 +17,7 @@ import binascii
 import re
 
 # 16+ characters: shorter tokens are ordinary words and identifiers ("Base64Encoder", "deadbeef").
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
 _LETTERS = re.compile(r"[^\W\d_]{3,}")
 MAX_PAYLOADS = 4  # per text: a document of many blobs must not cost a model pass per blob
