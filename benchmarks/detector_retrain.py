@@ -32,8 +32,9 @@ if sys.argv[2] == "off":
 from finetune import detector as fd
 from finetune.settings import DetectorSettings
 out = Path(sys.argv[1])
-baseline = json.loads(Path("guardrails/injection/artifacts/injection-v9.metrics.json").read_text())
-seed = DetectorSettings().seed
+settings = DetectorSettings()
+baseline = json.loads(Path(settings.baseline_metrics).read_text())
+seed = settings.seed
 data = fd._dataset(seed)
 split = {n: [ex for ex in data if ex.split == n] for n in ("train", "dev", "test")}
 t0 = time.perf_counter()

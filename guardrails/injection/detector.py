@@ -347,10 +347,9 @@ class InjectionDetector:
         mode without the prompt stage (the first stage at its own calibration). Text hidden in
         base64 or hex (``encoded``) is scored as a prompt too, the highest score counting
         (``decode=False``: not, as v9 scored)."""
-        if not text.strip():
-            return 0.0
         own = self._score(text, document, last_stage)
-        hidden = decoded_payloads(text[: self.max_chars]) if decode else []
+        # The same head and tail of a huge text the stages read (``_bounded``).
+        hidden = decoded_payloads(self._bounded(text)) if decode else []
         return max([own, *(self._score(payload, False, last_stage) for payload in hidden)])
 
     def _score(self, text: str, document: bool, last_stage: bool) -> float:

@@ -23,7 +23,8 @@ _memo: ContextVar[dict[Hashable, Any] | None] = ContextVar("injection_feature_me
 @contextmanager
 def memoised() -> Iterator[None]:
     """Memoise featurisation in this block (nested blocks share the outer block's memo)."""
-    token = _memo.set({} if _memo.get() is None else _memo.get())
+    outer = _memo.get()
+    token = _memo.set({} if outer is None else outer)
     try:
         yield
     finally:
