@@ -123,31 +123,36 @@ class InjectionRail:
     # False: prompts scored by the first stage alone (v7's prompt mode, at its own calibration).
     prompt_stage: bool = True
     # Scores of texts this rail has seen, per caller (``score_cache``); None: score every time.
-    cache: ScoreCache | None = None
+    cache: ScoreCache[tuple[float, bool]] | None = None
 
     async def run(self, text: str, ctx: RailContext) -> tuple[Verdict, str]:
         t0 = time.perf_counter()
         document = ctx.document or ctx.stage == "retrieval"
         last_stage = self.last_stage if document else self.prompt_stage
-        score, detail = None, ""
+        scored, notes = None, []
         if self.cache is not None:
             key = cache_key(ctx.caller, text, document, last_stage)
-            score = self.cache.get(key)
-            detail = "cached" if score is not None else ""
-        if score is None:
-            score = await self._score(text, document, last_stage)
+            scored = self.cache.get(key)
+            notes = ["cached"] if scored is not None else []
+        if scored is None:
+            scored = await self._score(text, document, last_stage)
             if self.cache is not None:
-                self.cache.put(key, score)
+                self.cache.put(key, scored)
+        score, decoded = scored
+        if decoded:
+            notes.append("decoded payload")  # base64 or hex in the text read as an injection
         threshold = self.threshold if self.threshold is not None else float(self.detector.threshold)
         action = self.action if score >= threshold else "pass"
-        return Verdict(self.name, action, score, _elapsed(t0), detail), text  # type: ignore[arg-type]
+        return Verdict(self.name, action, score, _elapsed(t0), "; ".join(notes)), text  # type: ignore[arg-type]
 
-    async def _score(self, text: str, document: bool, last_stage: bool) -> float:
+    async def _score(self, text: str, document: bool, last_stage: bool) -> tuple[float, bool]:
         model = self.detector.sentence if document else getattr(self.detector, "prompt_stage", None)
         if last_stage and model is not None:
             # Either MiniLM stage may run (milliseconds of BLAS, GIL released): off the event loop.
-            return float(await asyncio.to_thread(self.detector.score, text, document))
-        return float(self.detector.score(text, document, last_stage))
+            score, decoded = await asyncio.to_thread(self.detector.explain, text, document)
+        else:
+            score, decoded = self.detector.explain(text, document, last_stage)
+        return float(score), bool(decoded)
 
 
 @register("injection")

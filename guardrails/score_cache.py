@@ -15,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 DEFAULT_SIZE = 4096  # entries of ~100 bytes each: well under a MB
+
+V = TypeVar("V")
 
 
 def cache_key(caller: str, text: str, *mode: object) -> bytes:
@@ -28,20 +31,21 @@ def cache_key(caller: str, text: str, *mode: object) -> bytes:
     return h.digest()
 
 
-class ScoreCache:
-    """Least recently used scores by ``cache_key``; safe to share between threads (the rails score
-    in worker threads)."""
+class ScoreCache(Generic[V]):
+    """Least recently used scores (what a rail keeps of a text: the injection rail, its score and
+    whether a decoded payload made it) by ``cache_key``; safe to share between threads (the rails
+    score in worker threads)."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         if size < 1:
             raise ValueError(f"a score cache holds at least one entry, not {size}")
         self.size = size
-        self._scores: OrderedDict[bytes, float] = OrderedDict()
+        self._scores: OrderedDict[bytes, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: bytes) -> float | None:
+    def get(self, key: bytes) -> V | None:
         with self._lock:
             score = self._scores.get(key)
             if score is None:
@@ -51,7 +55,7 @@ class ScoreCache:
             self.hits += 1
             return score
 
-    def put(self, key: bytes, score: float) -> None:
+    def put(self, key: bytes, score: V) -> None:
         with self._lock:
             self._scores[key] = score
             self._scores.move_to_end(key)

@@ -4,7 +4,10 @@ the second (session 9, after v7) 350 benign and 25 attacks; the third (session 1
 benign and 29 attacks; the fourth (session 11, after v9, written by a helper that never saw the
 detector's data) 156 benign and 39 attacks; the fifth (session 11, by another such helper, as
 training data for a prompt adapter that did not ship, so v9 never saw it) 298 benign and 134 attacks
-in the shapes v9 gets wrong. The last three are evaluation only (``--first-stage-only`` prints v7's
+in the shapes v9 gets wrong; the sixth (session 13, after v9, by a helper blind to the data and to
+the list of attack moves the training rows were written from) 30 attacks and 30 hard benign
+intents, each in twelve languages (720 rows), reported per language too. The last four are
+evaluation only (``--first-stage-only`` prints v7's
 prompt mode beside them).
 
 Until v9 they were evaluation only. Since v9 their benign prompts calibrate the prompt stage's offset
@@ -25,30 +28,39 @@ DATA, DATA_2 = CALIBRATION
 DATA_3 = Path(__file__).resolve().parent / "data" / "fresh_probe_3.jsonl"
 DATA_4 = DATA_3.with_name("fresh_probe_4.jsonl")
 DATA_5 = DATA_3.with_name("fresh_probe_5.jsonl")
+DATA_6 = DATA_3.with_name("fresh_probe_6.jsonl")
 TITLES = {
     DATA: "Probe 1 (written after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
     DATA_2: "Probe 2 (session 9, after v7 was frozen; since v9 its benign prompts calibrate the prompt stage)",
     DATA_3: "Probe 3 (session 10, written after v9 was frozen; evaluation only)",
     DATA_4: "Probe 4 (session 11, after v9, by a helper blind to the data; evaluation only)",
     DATA_5: "Probe 5 (session 11, hard shapes, written as training data for an adapter that did not ship; v9 never saw it)",
+    DATA_6: "Probe 6 (session 13, after v9, by a helper blind to the data; 60 intents, 12 languages; evaluation only)",
 }
 
 
 def evaluate(detector: InjectionDetector, path: Path = DATA, last_stage: bool = True) -> dict[str, Any]:
-    """Flag rates per group; ``last_stage=False``: prompts as v7 scored them (no prompt stage)."""
+    """Flag rates per group (and per language where rows carry ``lang``); ``last_stage=False``:
+    prompts as v7 scored them (no prompt stage)."""
     rows = labelled_prompts(path)
-    cells: dict[tuple[int, str], list[int]] = {}
+    cells: dict[tuple[str, int, str], list[int]] = {}
     for row in rows:
-        cell = cells.setdefault((row["label"], row["group"]), [0, 0])
-        cell[0] += detector.score(row["text"], last_stage=last_stage) >= detector.threshold
-        cell[1] += 1
+        flagged = detector.score(row["text"], last_stage=last_stage) >= detector.threshold
+        for kind in ("group", "lang"):
+            if kind in row:
+                cell = cells.setdefault((kind, row["label"], row[kind]), [0, 0])
+                cell[0] += flagged
+                cell[1] += 1
     out: dict[str, Any] = {}
     for label, metric in ((0, "fpr"), (1, "tpr")):
-        mine = {g: kn for (lab, g), kn in cells.items() if lab == label}
+        mine = {g: kn for (kind, lab, g), kn in cells.items() if lab == label and kind == "group"}
         out[metric] = {
             **wilson(sum(k for k, _ in mine.values()), sum(n for _, n in mine.values())).as_dict(),
             "per_group": {g: {"k": k, "n": n} for g, (k, n) in mine.items()},
         }
+        langs = {g: kn for (kind, lab, g), kn in cells.items() if lab == label and kind == "lang"}
+        if langs:
+            out[metric]["per_lang"] = {g: {"k": k, "n": n} for g, (k, n) in langs.items()}
     return out
 
 
@@ -58,6 +70,8 @@ def format_table(result: dict[str, Any], title: str = TITLES[DATA]) -> str:
         r = result[metric]
         for group, c in r["per_group"].items():
             lines.append(f"{metric + ' ' + group:<50} {100 * c['k'] / c['n']:5.1f}% ({c['k']}/{c['n']})")
+        for lang, c in r.get("per_lang", {}).items():
+            lines.append(f"{metric + ' language ' + lang:<50} {100 * c['k'] / c['n']:5.1f}% ({c['k']}/{c['n']})")
         lines.append(
             f"{metric + ' ALL':<50} {100 * r['rate']:5.1f}% [{100 * r['low']:5.1f}, {100 * r['high']:5.1f}] ({r['k']}/{r['n']})"
         )

@@ -5,9 +5,9 @@ data is reported: presidio rows 500-999 (rows 0-499 were used to tune the patter
 the injection detector's seeded TEST split (threshold chosen on dev), BIPIA's separate test
 file of indirect instructions planted into TEST documents (see ``bipia_external``), and the TEST
 split's multilingual injections planted the same way (see ``multilingual_planted``), the TEST split's
-prompts hidden in base64 and hex (see ``encoded_payloads``), and five probes
+prompts hidden in base64 and hex (see ``encoded_payloads``), and six probes
 (see ``fresh_probe``): two written after v7 was frozen (since v9 their benign prompts calibrate the
-prompt stage, so the shipped detector's false-positive rate on them is in sample), three after v9.
+prompt stage, so the shipped detector's false-positive rate on them is in sample), four after v9.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     inj["multilingual_planted"] = multilingual_planted.evaluate(detector)
     inj["encoded_payloads"] = encoded_payloads.evaluate(detector)
     probes = {"fresh_probe": fresh_probe.DATA, "fresh_probe_2": fresh_probe.DATA_2, "fresh_probe_3": fresh_probe.DATA_3,
-              "fresh_probe_4": fresh_probe.DATA_4, "fresh_probe_5": fresh_probe.DATA_5}
+              "fresh_probe_4": fresh_probe.DATA_4, "fresh_probe_5": fresh_probe.DATA_5,
+              "fresh_probe_6": fresh_probe.DATA_6}
     for key, path in probes.items():
         inj[key] = fresh_probe.evaluate(detector, path)
     print(pii_eval.format_table(pii))

@@ -62,3 +62,22 @@ def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.5, max_df: 
             if n >= threshold * min(len(s), len(sets[j])):
                 uf.union(i, j)
     return [uf.find(i) for i in range(len(texts))]
+
+
+def near_copies(texts: Sequence[str], of: Sequence[str], threshold: float = 0.5) -> list[bool]:
+    """Whether each text shares >= ``threshold`` of the smaller shingle set with some text in ``of``:
+    the test ``near_duplicate_groups`` applies, one pair at a time (no chains through a third text)."""
+    sets = [shingles(t) for t in of]
+    index: dict[str, list[int]] = defaultdict(list)
+    for j, s in enumerate(sets):
+        for sh in s:
+            index[sh].append(j)
+    out = []
+    for text in texts:
+        mine = shingles(text)
+        shared: dict[int, int] = defaultdict(int)
+        for sh in mine:
+            for j in index.get(sh, ()):
+                shared[j] += 1
+        out.append(any(n >= threshold * min(len(mine), len(sets[j])) for j, n in shared.items()))
+    return out

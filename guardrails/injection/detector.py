@@ -347,10 +347,18 @@ class InjectionDetector:
         mode without the prompt stage (the first stage at its own calibration). Text hidden in
         base64 or hex (``encoded``) is scored as a prompt too, the highest score counting
         (``decode=False``: not, as v9 scored)."""
+        return self.explain(text, document, last_stage, decode)[0]
+
+    def explain(
+        self, text: str, document: bool = False, last_stage: bool = True, decode: bool = True
+    ) -> tuple[float, bool]:
+        """``score``, and whether text decoded from base64 or hex is what scored it (for the verdict's
+        detail: a blob blocked for what it decodes to should say so)."""
         own = self._score(text, document, last_stage)
         # The same head and tail of a huge text the stages read (``_bounded``).
         hidden = decoded_payloads(self._bounded(text)) if decode else []
-        return max([own, *(self._score(payload, False, last_stage) for payload in hidden)])
+        best = max((self._score(payload, False, last_stage) for payload in hidden), default=own)
+        return (best, True) if best > own else (own, False)
 
     def _score(self, text: str, document: bool, last_stage: bool) -> float:
         if not text.strip():

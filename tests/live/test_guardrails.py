@@ -74,7 +74,8 @@ def test_an_injection_hidden_in_base64_or_hex_is_blocked_and_an_encoded_question
                                            "content": "Result: " + base64.b64encode(hidden.encode()).decode()}],
                              "rails": "input"}).json()
     assert check["allowed"] is False, check
-    assert any(v["rail"] == "injection" and v["action"] == "block" for v in check["verdicts"]), check
+    blocked = [v for v in check["verdicts"] if v["rail"] == "injection" and v["action"] == "block"]
+    assert blocked and "decoded payload" in blocked[0]["detail"], check  # says why a blob was blocked
 
 
 def test_every_untrusted_turn_is_screened(gateway: Gateway) -> None:

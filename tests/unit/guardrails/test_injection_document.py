@@ -120,9 +120,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.modes: list[bool] = []
 
-    def score(self, text: str, document: bool = False, last_stage: bool = True) -> float:
+    def explain(self, text: str, document: bool = False, last_stage: bool = True) -> tuple[float, bool]:
         self.modes.append(document)
-        return 0.0
+        return 0.0, False
 
 
 def test_rail_uses_document_mode_for_retrieval_and_tool_content() -> None:
