@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-DEFAULT_SIZE = 4096  # entries of ~100 bytes each: well under a MB
+DEFAULT_SIZE = 4096  # entries of ~200 bytes each (key, score, flag, order): under a MB
 
 V = TypeVar("V")
 
