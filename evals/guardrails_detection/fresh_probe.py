@@ -42,25 +42,24 @@ TITLES = {
 def evaluate(detector: InjectionDetector, path: Path = DATA, last_stage: bool = True) -> dict[str, Any]:
     """Flag rates per group (and per language where rows carry ``lang``); ``last_stage=False``:
     prompts as v7 scored them (no prompt stage)."""
-    rows = labelled_prompts(path)
-    cells: dict[tuple[str, int, str], list[int]] = {}
-    for row in rows:
+    # (label, group or language) -> [flagged, rows], one table per key the rows carry
+    cells: dict[str, dict[tuple[int, str], list[int]]] = {"group": {}, "lang": {}}
+    for row in labelled_prompts(path):
         flagged = detector.score(row["text"], last_stage=last_stage) >= detector.threshold
-        for kind in ("group", "lang"):
+        for kind, table in cells.items():
             if kind in row:
-                cell = cells.setdefault((kind, row["label"], row[kind]), [0, 0])
+                cell = table.setdefault((row["label"], row[kind]), [0, 0])
                 cell[0] += flagged
                 cell[1] += 1
     out: dict[str, Any] = {}
     for label, metric in ((0, "fpr"), (1, "tpr")):
-        mine = {g: kn for (kind, lab, g), kn in cells.items() if lab == label and kind == "group"}
-        out[metric] = {
-            **wilson(sum(k for k, _ in mine.values()), sum(n for _, n in mine.values())).as_dict(),
-            "per_group": {g: {"k": k, "n": n} for g, (k, n) in mine.items()},
-        }
-        langs = {g: kn for (kind, lab, g), kn in cells.items() if lab == label and kind == "lang"}
-        if langs:
-            out[metric]["per_lang"] = {g: {"k": k, "n": n} for g, (k, n) in langs.items()}
+        per = {kind: {g: {"k": k, "n": n} for (lab, g), (k, n) in table.items() if lab == label}
+               for kind, table in cells.items()}
+        groups = per["group"].values()
+        out[metric] = {**wilson(sum(c["k"] for c in groups), sum(c["n"] for c in groups)).as_dict(),
+                       "per_group": per["group"]}
+        if per["lang"]:
+            out[metric]["per_lang"] = per["lang"]
     return out
 
 

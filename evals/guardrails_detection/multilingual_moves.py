@@ -1,6 +1,6 @@
 """Experiment (did not ship): the detector retrained with multilingual rows that only train.
 
-    python -m evals.guardrails_detection.multilingual_moves [--out DIR]   # ~25 min on 2 cores
+    python -m evals.guardrails_detection.multilingual_moves [--out DIR]   # ~20 min on 2 cores
 
 ``data/multilingual_moves.jsonl`` holds 47 attack moves and 51 look-alike benign requests, each in
 twelve languages (1,174 rows), written in session 13 by a helper that never saw the detector's data,
@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from evals.guardrails_detection import fresh_probe
-from guardrails.injection.dataset import DEFAULT_SEED, Example, build_dataset
+from finetune.settings import DetectorSettings
+from guardrails.injection.dataset import Example, build_dataset
 from guardrails.injection.dedup import near_copies
 from guardrails.injection.features import normalize
 from guardrails.injection.prompt_stage import labelled_prompts
 
 ROWS = Path(__file__).resolve().parent / "data" / "multilingual_moves.jsonl"
-BASELINE = Path(__file__).resolve().parents[2] / "guardrails/injection/artifacts/injection-v9.metrics.json"
+ROOT = Path(__file__).resolve().parents[2]
 PROBES = {"probe 3": fresh_probe.DATA_3, "probe 4": fresh_probe.DATA_4, "probe 5": fresh_probe.DATA_5,
           "probe 6": fresh_probe.DATA_6}
 
@@ -55,14 +56,14 @@ def training_rows(data: Sequence[Example], path: Path = ROWS) -> list[Example]:
     return [ex for ex, copy in zip(fresh, copies, strict=True) if not copy]
 
 
-def refit(data: Sequence[Example], extra: list[Example], job_dir: Path) -> dict[str, Any]:
-    """Dev, test and probe rates of the detector refitted on train + ``extra``."""
+def refit(data: Sequence[Example], extra: list[Example], job_dir: Path, settings: DetectorSettings) -> dict[str, Any]:
+    """Dev, test and probe rates of the detector refitted on train + ``extra``, as the flywheel would."""
     from finetune.detector import _fit
     from guardrails.injection import evaluation as ev
 
     split = {name: [ex for ex in data if ex.split == name] for name in ("train", "dev", "test")}
-    chosen = json.loads(BASELINE.read_text())["chosen"]
-    det, test = _fit(split, extra, chosen, DEFAULT_SEED, job_dir, lambda: None)
+    chosen = json.loads((ROOT / settings.baseline_metrics).read_text())["chosen"]
+    det, test = _fit(split, extra, chosen, settings.seed, job_dir, lambda: None)
     out = {"threshold": det.threshold, "test": test,
            "dev": ev.rates(split["dev"], ev.score_all(det, split["dev"]), det.threshold)}
     out |= {name: fresh_probe.evaluate(det, path) for name, path in PROBES.items()}
@@ -93,13 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
-    data = build_dataset(DEFAULT_SEED)
+    settings = DetectorSettings()
+    data = build_dataset(settings.seed)
     extra = training_rows(data)
     print(f"{len(extra)} training rows ({sum(ex.label for ex in extra)} attacks)", flush=True)
     results = {}
     for name, rows in (("without", []), ("with_rows", extra)):
         (args.out / name).mkdir(parents=True, exist_ok=True)
-        results[name] = refit(data, rows, args.out / name)
+        results[name] = refit(data, rows, args.out / name, settings)
         print(f"  refit {name}: {time.perf_counter() - t0:.0f}s", flush=True)
     print(format_side_by_side(results["without"], results["with_rows"]))
     (args.out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")

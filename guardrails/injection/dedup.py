@@ -36,6 +36,15 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _postings(sets: Sequence[frozenset[str]]) -> dict[str, list[int]]:
+    """Which texts (by index) hold each shingle."""
+    index: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(sets):
+        for sh in s:
+            index[sh].append(i)
+    return index
+
+
 def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.5, max_df: int = 100) -> list[int]:
     """Return a group id per text; texts sharing >= ``threshold`` of the smaller shingle set join.
 
@@ -44,10 +53,7 @@ def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.5, max_df: 
     ("as an ai language model") and are ignored, which also keeps this sub-quadratic.
     """
     sets = [shingles(t) for t in texts]
-    index: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(sets):
-        for sh in s:
-            index[sh].append(i)
+    index = _postings(sets)
     uf = _UnionFind(len(texts))
     for i, s in enumerate(sets):
         shared: dict[int, int] = defaultdict(int)
@@ -68,10 +74,7 @@ def near_copies(texts: Sequence[str], of: Sequence[str], threshold: float = 0.5)
     """Whether each text shares >= ``threshold`` of the smaller shingle set with some text in ``of``:
     the test ``near_duplicate_groups`` applies, one pair at a time (no chains through a third text)."""
     sets = [shingles(t) for t in of]
-    index: dict[str, list[int]] = defaultdict(list)
-    for j, s in enumerate(sets):
-        for sh in s:
-            index[sh].append(j)
+    index = _postings(sets)
     out = []
     for text in texts:
         mine = shingles(text)
